@@ -1,0 +1,22 @@
+"""E²A's Dagster code location: a table of contents. Everything lives under ``defs/`` and ``sensors/``."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from sensors.landing_events import landing_events_sensor
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(sensors=[landing_events_sensor, automation_sensor]),
+    )

@@ -1,0 +1,45 @@
+"""How dbt nodes become Dagster assets: groups by domain, eager automation, sources keyed by where data lives."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+# dbt models rebuild as soon as what they read has changed (a new ingestion batch, a seed change).
+MODELS_AUTOMATION = dg.AutomationCondition.eager()
+
+
+def group_for(props: Mapping[str, Any]) -> str:
+    """Seeds are reference data; models are grouped by the folder under models/ (marts by their domain)."""
+    configured = props.get("meta", {}).get("dagster", {}).get("group") or props.get("config", {}).get(
+        "meta", {}
+    ).get("dagster", {}).get("group")
+    if configured:
+        return configured
+    if props.get("resource_type") == "seed":
+        return "reference"
+    fqn = props.get("fqn", [])
+    # fqn = [project, "staging", ...] / [project, "marts", "<domain>", model]
+    if len(fqn) >= 4 and fqn[1] == "marts":
+        return fqn[2]
+    if len(fqn) >= 3:
+        return fqn[1]
+    return "transform"
+
+
+class E2ADbtTranslator(DagsterDbtTranslator):
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props.get("resource_type") == "source":
+            return spec
+        return spec.replace_attributes(
+            group_name=group_for(props),
+            automation_condition=MODELS_AUTOMATION,
+        )

@@ -1,0 +1,77 @@
+"""Every resource E²A's code location uses, in one place. Configuration comes from the environment at run time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+from dagster_dbt import DbtCliResource, DbtProject
+from pydantic import PrivateAttr
+
+from e2a_dagster.lib.database import ConnectionInfo, make_engine, resolve_connection
+from e2a_dagster.lib.reference import Reference
+from e2a_dagster.lib.schema import migrate
+from e2a_dagster.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project.prepare_if_dev()
+
+
+class Database(dg.ConfigurableResource):
+    """The PostgreSQL database (``E2A_DATABASE_URL`` or the embedded server in ``E2A_HOME``).
+
+    Opening it brings the schema up to date and exports the connection to dbt's ``profiles.yml`` variables, so
+    dbt and Python always talk to the same database."""
+
+    _info: ConnectionInfo | None = PrivateAttr(default=None)
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings()
+
+    @property
+    def info(self) -> ConnectionInfo:
+        if self._info is None:
+            self._info = resolve_connection(self.settings)
+        return self._info
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.info)
+            migrate(self._engine)
+            os.environ.update(self.info.dbt_env())
+        return self._engine
+
+    def export_dbt_env(self) -> None:
+        _ = self.engine
+
+
+class LandingZone(dg.ConfigurableResource):
+    """The folder that file-based sources drop into (``E2A_LANDING_DIR``, default ``E2A_HOME/landing``)."""
+
+    @property
+    def root(self) -> Path:
+        return load_settings().landing_dir
+
+    @property
+    def events_dir(self) -> Path:
+        return load_settings().events_dir
+
+    def reference(self) -> Reference:
+        """Read fresh on every call: a seed fix is seen by the next run without a restart."""
+        return Reference.load()
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "database": Database(),
+            "landing": LandingZone(),
+            "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=os.fspath(DBT_PROJECT_DIR)),
+        }
+    )

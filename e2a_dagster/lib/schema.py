@@ -1,0 +1,116 @@
+"""Tables that E²A's Python side owns (``raw``, ``ops``, ``actions``), as numbered migrations.
+
+``migrate`` is idempotent: it applies the migrations a database has not seen yet, each in its own transaction,
+under an advisory lock so concurrent processes do not race. Never edit a released migration: add a new one."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# Schemas dbt builds into are created here too, so that grants and BI roles can refer to them up front.
+SCHEMAS = ("raw", "ops", "actions", "reference", "staging", "intermediate", "marts")
+
+_LOCK_KEY = 0xE2A  # pg_advisory_xact_lock key for migrations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "landing-zone events, rejected records, file ledger",
+        [
+            *[f"create schema if not exists {name}" for name in SCHEMAS],
+            """
+            create table if not exists raw.order_events (
+                tenant_id       text        not null,
+                source          text        not null,
+                event_id        text        not null,
+                event_type      text        not null,
+                order_id        text        not null,
+                occurred_at     timestamptz not null,
+                warehouse_id    text,
+                carrier         text,
+                service_level   text,
+                tracking_number text,
+                units           integer,
+                lines           integer,
+                cartons         integer,
+                postage         numeric,
+                attributes      jsonb,
+                payload         jsonb       not null,
+                file_name       text,
+                line_number     integer,
+                ingested_at     timestamptz not null default now(),
+                primary key (tenant_id, source, event_id)
+            )
+            """,
+            "create index if not exists order_events_order_idx on raw.order_events (tenant_id, order_id)",
+            "create index if not exists order_events_ingested_idx on raw.order_events (ingested_at)",
+            """
+            create table if not exists ops.ingested_files (
+                content_hash  text primary key,
+                source        text        not null,
+                file_name     text        not null,
+                size_bytes    bigint      not null,
+                record_count  integer     not null,
+                loaded_count  integer     not null,
+                duplicate_count integer   not null,
+                rejected_count integer    not null,
+                ingested_at   timestamptz not null default now()
+            )
+            """,
+            """
+            create table if not exists ops.rejected_records (
+                rejected_id    bigserial primary key,
+                source         text        not null,
+                location       text        not null,
+                raw            text        not null,
+                record_hash    text        not null,
+                error_code     text        not null,
+                error_message  text        not null,
+                status         text        not null default 'open'
+                               check (status in ('open', 'replayed', 'discarded', 'failed')),
+                attempts       integer     not null default 1,
+                first_seen_at  timestamptz not null default now(),
+                last_attempt_at timestamptz not null default now(),
+                resolved_at    timestamptz,
+                unique (source, location, record_hash)
+            )
+            """,
+            "create index if not exists rejected_records_status_idx on ops.rejected_records (status)",
+        ],
+    ),
+]
+
+
+def migrate(engine: sa.Engine) -> list[int]:
+    """Bring the database up to the latest migration; returns the versions applied now."""
+    applied_now: list[int] = []
+    with engine.begin() as conn:
+        conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        conn.execute(sa.text("create schema if not exists ops"))
+        conn.execute(
+            sa.text(
+                """
+                create table if not exists ops.schema_migrations (
+                    version integer primary key,
+                    description text not null,
+                    applied_at timestamptz not null default now()
+                )
+                """
+            )
+        )
+        done = {row[0] for row in conn.execute(sa.text("select version from ops.schema_migrations"))}
+        for version, description, statements in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in statements:
+                conn.execute(sa.text(statement))
+            conn.execute(
+                sa.text("insert into ops.schema_migrations (version, description) values (:v, :d)"),
+                {"v": version, "d": description},
+            )
+            applied_now.append(version)
+    return applied_now
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1][0]
