@@ -1,0 +1,142 @@
+-- One row per (tenant_id, order_id): the earliest occurrence of every milestone (DESIGN §4.1)
+-- among the events that occurred at or before as_of, plus the order's attributes chosen
+-- deterministically from those events. Results depend only on the set of events: every
+-- choice is ordered by (priority, occurred_at, source, event_id), which is unique per tenant,
+-- and ingested_at is never used.
+
+{%- set milestones = {
+    'created_at': ['order_created'],
+    'paid_at': ['order_paid'],
+    'released_at': ['order_released'],
+    'pick_started_at': ['pick_started'],
+    'pick_completed_at': ['pick_completed'],
+    'pack_completed_at': ['pack_completed'],
+    'label_printed_at': ['label_printed'],
+    'handed_to_carrier_at': ['carrier_pickup', 'picked_up'],
+    'out_for_delivery_at': ['out_for_delivery'],
+    'delivered_at': ['delivered'],
+    'cancelled_at': ['order_cancelled'],
+    'first_hold_placed_at': ['hold_placed'],
+    'return_received_at': ['return_received'],
+} %}
+{%- set order_event_types = "'order_created', 'order_paid', 'order_released', 'order_cancelled', 'hold_placed', 'hold_released'" %}
+{%- set warehouse_event_types = "'pick_started', 'pick_completed', 'pack_completed', 'label_printed', 'carrier_pickup', 'return_received'" %}
+{%- set carrier_event_types = "'carrier_pickup', 'picked_up', 'in_transit', 'out_for_delivery', 'delivery_attempted', 'delivered', 'delivery_exception', 'returned_to_sender'" %}
+{%- set tie_break = 'occurred_at, source, event_id' %}
+
+with events as (
+    select *
+    from {{ ref('stg_landing__order_events') }}
+    where occurred_at <= {{ as_of_timestamp() }}
+),
+
+tenants as (
+    select tenant_id, default_warehouse_id
+    from {{ ref('tenants') }}
+),
+
+-- Shipping attributes (carrier, service level, tracking number) are taken from the most
+-- authoritative event carrying them: the label, then carrier-side events, then other
+-- warehouse events, then order events; the earliest within a rank.
+ranked as (
+    select
+        events.*,
+        case
+            when event_type = 'label_printed' then 1
+            when event_type in ({{ carrier_event_types }}) then 2
+            when event_type in ({{ warehouse_event_types }}) then 3
+            else 4
+        end as shipping_priority
+    from events
+),
+
+chosen as (
+    select
+        tenant_id,
+        order_id,
+        event_type,
+        occurred_at,
+        units,
+
+        -- warehouse: earliest warehouse event naming one, else earliest event naming one
+        first_value(warehouse_id) over (
+            partition by tenant_id, order_id
+            order by
+                case when warehouse_id is null then 1 else 0 end,
+                case when event_type in ({{ warehouse_event_types }}) then 0 else 1 end,
+                {{ tie_break }}
+        ) as event_warehouse_id,
+
+        {%- for attribute in ['carrier', 'service_level', 'tracking_number'] %}
+
+        first_value({{ attribute }}) over (
+            partition by tenant_id, order_id
+            order by
+                case when {{ attribute }} is null then 1 else 0 end,
+                shipping_priority,
+                {{ tie_break }}
+        ) as chosen_{{ attribute }},
+        {%- endfor %}
+
+        -- quantities: the earliest event of the type that carries the value
+        {%- for column, attribute, event_type in [
+            ('picked_units', 'units', 'pick_completed'),
+            ('packed_cartons', 'cartons', 'pack_completed'),
+            ('label_postage', 'postage', 'label_printed'),
+        ] %}
+
+        first_value(case when event_type = '{{ event_type }}' then {{ attribute }} end) over (
+            partition by tenant_id, order_id
+            order by
+                case when event_type = '{{ event_type }}' and {{ attribute }} is not null then 0 else 1 end,
+                {{ tie_break }}
+        ) as {{ column }}
+        {{- ',' if not loop.last }}
+        {%- endfor %}
+    from ranked
+),
+
+orders as (
+    select
+        tenant_id,
+        order_id,
+        {%- for column, event_types in milestones.items() %}
+        min(case when event_type in ('{{ event_types | join("', '") }}') then occurred_at end) as {{ column }},
+        {%- endfor %}
+        max(event_warehouse_id) as event_warehouse_id,
+        max(chosen_carrier) as carrier,
+        max(chosen_service_level) as service_level,
+        max(chosen_tracking_number) as tracking_number,
+        max(case when event_type in ({{ order_event_types }}) then units end) as ordered_units,
+        max(picked_units) as picked_units,
+        max(packed_cartons) as cartons,
+        max(label_postage) as postage,
+        count(*) as event_count,
+        min(occurred_at) as first_event_at,
+        max(occurred_at) as last_event_at
+    from chosen
+    group by tenant_id, order_id
+)
+
+select
+    orders.tenant_id,
+    orders.order_id,
+    cast(coalesce(orders.event_warehouse_id, tenants.default_warehouse_id) as text) as warehouse_id,
+    orders.event_warehouse_id is null as is_default_warehouse,
+    orders.carrier,
+    cast(coalesce(orders.service_level, 'ground') as text) as service_level,
+    orders.tracking_number,
+    {%- for column in milestones %}
+    orders.{{ column }},
+    {%- endfor %}
+    orders.ordered_units,
+    orders.picked_units,
+    cast(coalesce(orders.picked_units, orders.ordered_units) as integer) as units,
+    orders.cartons,
+    orders.postage,
+    orders.event_count,
+    orders.first_event_at,
+    orders.last_event_at
+from orders
+left join tenants
+    on orders.tenant_id = tenants.tenant_id
