@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from e2a_dagster.lib.database import EmbeddedServer, ConnectionInfo, DatabaseError, make_engine, redact, resolve_connection
+from e2a_dagster.lib.database import (
+    ConnectionInfo,
+    DatabaseError,
+    EmbeddedServer,
+    make_engine,
+    redact,
+    resolve_connection,
+)
 from e2a_dagster.lib.reports import text_table
 from e2a_dagster.lib.schema import migrate
 from e2a_dagster.lib.settings import PROJECT_ROOT, Settings, load_settings
@@ -63,13 +70,17 @@ def _load_defs():
 # e2a run
 
 
-def run_pipeline(as_of: str | None = None, *, asset_selection=None, raise_on_error: bool = False):
+def run_pipeline(
+    as_of: str | None = None, *, asset_selection=None, raise_on_error: bool = False, log_level: str = "WARNING"
+):
     """One in-process pass over every asset (ingest pending files, build dbt), recorded in the Dagster instance."""
     import dagster as dg
 
     definitions = _load_defs()
     job = definitions.resolve_implicit_global_asset_job_def()
-    run_config = {"ops": {"e2a_dbt_models": {"config": {"as_of": as_of}}}} if as_of else {}
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if as_of:
+        run_config["ops"] = {"e2a_dbt_models": {"config": {"as_of": as_of}}}
     with dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
             run_config=run_config,
@@ -104,24 +115,42 @@ def _summary(info: ConnectionInfo, started: datetime) -> list[dict]:
     ]
 
 
+def _parse_as_of(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"e2a: --as-of {text!r} is not an ISO-8601 timestamp") from None
+    if value.tzinfo is None:
+        raise SystemExit(f"e2a: --as-of {text!r} needs a UTC offset (e.g. {text}+00:00)")
+    return value.isoformat()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    as_of = _parse_as_of(args.as_of)
     settings = load_settings()
     info = _prepare(settings)
     started = datetime.now().astimezone() - timedelta(seconds=1)
-    result = run_pipeline(args.as_of)
+    if args.verbose:
+        result = run_pipeline(as_of, log_level="DEBUG")
+    else:
+        # dbt's own progress lines go to a log file; the summary below is what a person needs.
+        log_path = settings.home / "last-run.log"
+        with open(log_path, "w") as log, contextlib.redirect_stdout(log):
+            result = run_pipeline(as_of)
     failed_steps = [e.step_key for e in result.all_events if e.is_step_failure]
     failed_checks = [
-        e.event_specific_data.asset_check_evaluation.check_name  # type: ignore[union-attr]
+        e.event_specific_data.check_name  # type: ignore[union-attr]
         for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and not e.event_specific_data.asset_check_evaluation.passed  # type: ignore[union-attr]
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed  # type: ignore[union-attr]
     ]
     print(text_table(_summary(info, started)))
     if failed_checks:
         print(f"\nfailed checks: {', '.join(sorted(set(failed_checks)))}")
     if not result.success:
         print(f"\nrun {result.run_id} FAILED (steps: {', '.join(failed_steps) or 'unknown'}); "
-              "see the Dagster UI (`e2a dev`) for details", file=sys.stderr)
+              f"details in {settings.home / 'last-run.log'} and the Dagster UI (`e2a dev`)", file=sys.stderr)
         return 1
     print(f"\nrun {result.run_id} succeeded")
     return 0
@@ -276,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="one in-process pass: ingest what is pending, build every model")
     run.add_argument("--as-of", help="evaluate as of this instant (ISO-8601 with offset); default now")
+    run.add_argument("-v", "--verbose", action="store_true", help="show the run's log")
     run.set_defaults(func=cmd_run)
 
     db = sub.add_parser("db", help="the database")

@@ -11,6 +11,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import PrivateAttr
 
 from e2a_dagster.lib.database import ConnectionInfo, make_engine, resolve_connection
+from e2a_dagster.lib.dbt import dbt_executable
 from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.schema import migrate
 from e2a_dagster.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
@@ -72,6 +73,8 @@ def resources() -> dg.Definitions:
         resources={
             "database": Database(),
             "landing": LandingZone(),
-            "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=os.fspath(DBT_PROJECT_DIR)),
+            "dbt": DbtCliResource(
+                project_dir=dbt_project, profiles_dir=os.fspath(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
+            ),
         }
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -154,12 +153,17 @@ def check_references(event: CanonicalEvent, reference: Reference) -> list[Fault]
     """Faults that need the reference data in ``seeds/``."""
     faults: list[Fault] = []
     if event.tenant_id not in reference.tenants:
-        faults.append(Fault("unknown_tenant", f"tenant_id: unknown tenant {event.tenant_id!r} (not in seeds/tenants.csv)"))
+        faults.append(
+            Fault("unknown_tenant", f"tenant_id: unknown tenant {event.tenant_id!r} (not in seeds/tenants.csv)")
+        )
     if event.warehouse_id is None and event.event_type in WAREHOUSE_EVENTS and event.source == "wms":
         faults.append(Fault("missing_warehouse", f"warehouse_id: required on wms event {event.event_type!r}"))
     elif event.warehouse_id is not None and event.warehouse_id not in reference.warehouses:
         faults.append(
-            Fault("unknown_warehouse", f"warehouse_id: unknown warehouse {event.warehouse_id!r} (not in seeds/warehouses.csv)")
+            Fault(
+                "unknown_warehouse",
+                f"warehouse_id: unknown warehouse {event.warehouse_id!r} (not in seeds/warehouses.csv)",
+            )
         )
     if event.service_level is not None and event.service_level.lower() not in reference.service_levels:
         faults.append(
@@ -239,6 +243,3 @@ def to_row(event: CanonicalEvent, payload: str, file_name: str, line_number: int
         line_number,
     )
 
-
-def occurred_at_text(value: datetime) -> str:
-    return value.isoformat()

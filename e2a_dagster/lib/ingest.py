@@ -14,6 +14,8 @@ import hashlib
 import io
 import json
 import logging
+import pickle
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,16 @@ import psycopg
 import sqlalchemy as sa
 
 from e2a_dagster.lib.database import raw_connection
-from e2a_dagster.lib.events import COLUMNS, FIELDS, Fault, Rejected, csv_record, parse_json_line, parse_record, to_row
+from e2a_dagster.lib.events import (
+    COLUMNS,
+    FIELDS,
+    Fault,
+    Rejected,
+    csv_record,
+    parse_json_line,
+    parse_record,
+    to_row,
+)
 from e2a_dagster.lib.reference import Reference
 
 log = logging.getLogger(__name__)
@@ -185,7 +196,7 @@ def _batches(items: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:
 # Writing
 
 
-_TEMP_DDL = f"""
+_TEMP_DDL = """
 create temp table if not exists _incoming_events
   (like raw.order_events including defaults) on commit drop
 """
@@ -271,6 +282,90 @@ def _load_batch(cur: psycopg.Cursor, rows: list[tuple], name: str) -> tuple[int,
     return inserted, rejections
 
 
+class _RejectSpool:
+    """Rejections of one file, kept in memory up to a bound and spilled to a temporary file beyond it."""
+
+    def __init__(self, limit: int = 5_000):
+        self.limit = limit
+        self.items: list[Rejection] = []
+        self.spill: tempfile.TemporaryFile | None = None
+        self.count = 0
+
+    def add(self, rejection: Rejection) -> None:
+        self.items.append(rejection)
+        self.count += 1
+        if len(self.items) >= self.limit:
+            if self.spill is None:
+                self.spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            pickle.dump(self.items, self.spill)
+            self.items = []
+
+    def chunks(self) -> Iterator[list[Rejection]]:
+        if self.spill is not None:
+            self.spill.seek(0)
+            while True:
+                try:
+                    yield pickle.load(self.spill)
+                except EOFError:
+                    break
+        if self.items:
+            yield self.items
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
+
+
+def _stream_copy(
+    cur: psycopg.Cursor,
+    parsed: Iterator[Parsed],
+    result: FileResult,
+    spool: _RejectSpool,
+    progress: Callable[[FileResult], None] | None,
+    every: int,
+) -> None:
+    """Fast path: one COPY straight into raw.order_events while the file is parsed (PostgreSQL works on one
+    batch while Python parses the next). Raises UniqueViolation if any event exists already."""
+    with cur.copy(f"copy raw.order_events ({_COLS}) from stdin") as copy:
+        for _, row, rejection in parsed:
+            result.records += 1
+            if row is not None:
+                copy.write_row(row)
+                result.loaded += 1
+            else:
+                spool.add(rejection)
+            if progress is not None and result.records % every == 0:
+                progress(result)
+
+
+def _batched_load(
+    cur: psycopg.Cursor,
+    parsed: Iterator[Parsed],
+    name: str,
+    result: FileResult,
+    spool: _RejectSpool,
+    progress: Callable[[FileResult], None] | None,
+    batch_size: int,
+) -> None:
+    """Safe path: batches through a temp table and ON CONFLICT DO NOTHING (re-sent events, conflicts)."""
+    cur.execute(_TEMP_DDL)
+    cur.execute("truncate _incoming_events")
+    for batch in _batches(parsed, batch_size):
+        rows = [row for _, row, _ in batch if row is not None]
+        for _, _, rejection in batch:
+            if rejection is not None:
+                spool.add(rejection)
+        result.records += len(batch)
+        if rows:
+            inserted, refused = _load_batch(cur, rows, name)
+            result.loaded += inserted
+            result.duplicates += len(rows) - inserted - len(refused)
+            for rejection in refused:
+                spool.add(rejection)
+        if progress is not None:
+            progress(result)
+
+
 def ingest_file(
     engine: sa.Engine,
     path: Path,
@@ -282,47 +377,50 @@ def ingest_file(
 ) -> FileResult:
     """Load one file in one transaction. Re-running on the same content is a no-op (``skipped``).
 
-    ``progress`` is called after every batch (inside the transaction: if it raises, nothing is kept)."""
+    New events stream straight into the table with one COPY; if any of them exists already (a re-sent event),
+    that attempt is rolled back to a savepoint and the file is loaded through the batched ON CONFLICT path.
+    ``progress`` is called every ``batch_size`` records, inside the transaction: if it raises, nothing is kept."""
     content_hash = file_hash(path)
     result = FileResult(file_name=path.name, content_hash=content_hash)
-    with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
-        # Two runs racing on one file: the second waits, then sees the ledger row.
-        cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (content_hash,))
-        done = cur.execute(
-            "select 1 from ops.ingested_files where content_hash = %s", (content_hash,)
-        ).fetchone()
-        if done:
-            result.skipped = True
-            return result
-        cur.execute(_TEMP_DDL)
-        cur.execute("truncate _incoming_events")
-        for batch in _batches(read_events(path, reference), batch_size):
-            rows = [row for _, row, _ in batch if row is not None]
-            rejections = [rej for _, _, rej in batch if rej is not None]
-            result.records += len(batch)
-            if rows:
-                inserted, refused = _load_batch(cur, rows, path.name)
-                result.loaded += inserted
-                result.duplicates += len(rows) - inserted - len(refused)
-                rejections.extend(refused)
-            record_rejections(cur, source, rejections)
-            result.rejected += len(rejections)
-            for rej in rejections:
-                result.reject_codes[rej.fault.code] = result.reject_codes.get(rej.fault.code, 0) + 1
-            if progress is not None:
-                progress(result)
-        cur.execute(
-            """
-            insert into ops.ingested_files
-              (content_hash, source, file_name, size_bytes, record_count, loaded_count, duplicate_count,
-               rejected_count)
-            values (%s, %s, %s, %s, %s, %s, %s, %s)
-            """,
-            (
-                content_hash, source, path.name, path.stat().st_size, result.records, result.loaded,
-                result.duplicates, result.rejected,
-            ),
-        )
+    spool = _RejectSpool()
+    try:
+        with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
+            # Two runs racing on one file: the second waits, then sees the ledger row.
+            cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (content_hash,))
+            done = cur.execute(
+                "select 1 from ops.ingested_files where content_hash = %s", (content_hash,)
+            ).fetchone()
+            if done:
+                result.skipped = True
+                return result
+            try:
+                with conn.transaction():
+                    _stream_copy(cur, read_events(path, reference), result, spool, progress, batch_size)
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DataError) as exc:
+                log.info("%s: fast path not possible (%s); loading in batches", path.name, type(exc).__name__)
+                spool.close()
+                spool = _RejectSpool()
+                result = FileResult(file_name=path.name, content_hash=content_hash)
+                _batched_load(cur, read_events(path, reference), path.name, result, spool, progress, batch_size)
+            for chunk in spool.chunks():
+                record_rejections(cur, source, chunk)
+                for rej in chunk:
+                    result.reject_codes[rej.fault.code] = result.reject_codes.get(rej.fault.code, 0) + 1
+            result.rejected = spool.count
+            cur.execute(
+                """
+                insert into ops.ingested_files
+                  (content_hash, source, file_name, size_bytes, record_count, loaded_count, duplicate_count,
+                   rejected_count)
+                values (%s, %s, %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    content_hash, source, path.name, path.stat().st_size, result.records, result.loaded,
+                    result.duplicates, result.rejected,
+                ),
+            )
+    finally:
+        spool.close()
     log.info("ingested %s: %s", path.name, result.as_dict())
     return result
 

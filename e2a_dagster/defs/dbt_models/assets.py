@@ -1,7 +1,5 @@
 """The dbt project as Dagster assets; dbt tests become asset checks."""
 
-from __future__ import annotations
-
 import json
 from datetime import datetime
 
@@ -16,7 +14,6 @@ class DbtBuildConfig(dg.Config):
     as_of: str | None = None
     """Evaluate as of this instant (ISO-8601 with offset); empty = now. Only events at or before it count."""
 
-
 def dbt_build_args(as_of: str | None) -> list[str]:
     """The dbt CLI arguments of a build (pure, unit-tested)."""
     args = ["build"]
@@ -26,7 +23,6 @@ def dbt_build_args(as_of: str | None) -> list[str]:
             raise ValueError(f"as_of must carry a UTC offset: {as_of!r}")
         args += ["--vars", json.dumps({"as_of": parsed.isoformat()})]
     return args
-
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,

@@ -1,18 +1,15 @@
 """Ingestion of the landing zone into ``raw.order_events``."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from e2a_dagster.defs.resources import Database, LandingZone
-from e2a_dagster.lib.ingest import ingest_file, ingested_hashes, pending_files, file_hash
+from e2a_dagster.lib.ingest import file_hash, ingest_file, ingested_hashes, pending_files
 from e2a_dagster.lib.reports import markdown_table
 
 
 class LandingEventsConfig(dg.Config):
-    files: list[str] = []
+    files: list[str] = []  # noqa: RUF012 (dg.Config is a pydantic model: defaults are copied)
     """File names in ``<landing>/events`` to load; empty = every file not in the ledger yet."""
-
 
 @dg.asset(
     key=["raw", "order_events"],
@@ -60,7 +57,6 @@ def order_events(
             ),
         }
     )
-
 
 ingest_landing_events_job = dg.define_asset_job(
     "ingest_landing_events_job",

@@ -1,0 +1,85 @@
+"""The ``e2a`` command line, run as a user would (subprocesses), on its own database of the test server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from e2a_dagster.lib.settings import PROJECT_ROOT
+
+CLI_DB = "e2a_cli_test"
+
+
+def _e2a(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "e2a_dagster.cli", *args],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_env(pg_info, tmp_path_factory):
+    with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{CLI_DB}" with (force)')
+        conn.execute(f'create database "{CLI_DB}"')
+    home = tmp_path_factory.mktemp("cli-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("E2A_", "DAGSTER_HOME"))}
+    env.update({"E2A_HOME": str(home), "E2A_DATABASE_URL": pg_info.with_dbname(CLI_DB).url()})
+    return env
+
+
+def test_simulate_run_and_dlq(cli_env):
+    sim = _e2a(cli_env, "simulate", "--orders", "40", "--days", "3", "--seed", "5")
+    assert sim.returncode == 0, sim.stderr
+    assert "orders" in sim.stdout and "40" in sim.stdout
+
+    events = os.path.join(cli_env["E2A_HOME"], "landing", "events")
+    with open(os.path.join(events, "bad.jsonl"), "w") as fh:
+        fh.write('{"event_id": "x"}\n')
+
+    run = _e2a(cli_env, "run")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = dict(
+        line.rsplit(None, 1) for line in run.stdout.splitlines() if line.strip() and not line.startswith("-")
+    )
+    assert int(lines["records rejected (this run)"]) == 1
+    assert int(lines["events loaded (this run)"]) > 100
+    assert int(lines["orders in marts.fct_orders"]) == 40
+    assert "succeeded" in run.stdout
+
+    again = _e2a(cli_env, "run")
+    assert again.returncode == 0
+    assert "events loaded (this run)     0" in again.stdout
+
+    dlq = _e2a(cli_env, "dlq", "list")
+    assert dlq.returncode == 0
+    assert "bad.jsonl:1" in dlq.stdout and "missing_field" in dlq.stdout
+
+    url = _e2a(cli_env, "db", "url")
+    assert url.returncode == 0 and CLI_DB in url.stdout
+
+
+def test_run_exits_non_zero_when_a_blocking_check_fails(cli_env):
+    """A row that slipped past validation (written straight into raw) fails a dbt test: the run says so."""
+    url = cli_env["E2A_DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            insert into raw.order_events (tenant_id, source, event_id, event_type, order_id, occurred_at, payload)
+            values ('acme', 'oms', 'forced-1', 'order_teleported', 'FORCED-1', now(), '{}')
+            """
+        )
+    run = _e2a(cli_env, "run")
+    assert run.returncode == 1
+    assert "FAILED" in run.stderr
+    assert "stg_order_events_event_type_is_known" in run.stdout
+
+
+def test_run_rejects_a_naive_as_of(cli_env):
+    run = _e2a(cli_env, "run", "--as-of", "2026-03-01T12:00:00")
+    assert run.returncode != 0
+    assert "offset" in (run.stdout + run.stderr)
