@@ -593,3 +593,57 @@ def probe(engine: sa.Engine, client: ShopifyClient) -> Probe:
     mark = state.high_water_mark.isoformat() if state.high_water_mark else "start"
     return Probe(f"shopify:{shop}:{mark}:{first.get('id')}:{first.get('updated_at')}",
                  "orders updated since the high-water mark")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Fulfillment documents (``{"fulfillment": …}``, ``{"fulfillment_event": …}``) as canonical events
+
+# Shopify shipment / fulfillment-event statuses -> canonical event types (others carry no milestone).
+SHIPMENT_STATUS_EVENTS = {
+    "label_printed": "label_printed",
+    "label_purchased": "label_printed",
+    "in_transit": "in_transit",
+    "out_for_delivery": "out_for_delivery",
+    "attempted_delivery": "delivery_attempted",
+    "delivered": "delivered",
+    "failure": "delivery_exception",
+}
+VOID_FULFILLMENT_STATUSES = frozenset({"failure", "cancelled", "error"})
+_NO_CARRIER = frozenset({"", "null", "null-company", "none", "other"})
+
+
+def carrier_name(tracking_company: str | None) -> str | None:
+    """A fulfillment's ``tracking_company`` as a carrier code (lower case); placeholders mean none."""
+    value = (tracking_company or "").strip().lower()
+    return None if value in _NO_CARRIER else value
+
+
+def fulfillment_records(document: Mapping[str, Any], tenant_id: str) -> list[dict[str, Any]]:
+    """Canonical event records (DESIGN §4.1, source ``shopify``) for a fulfillment or fulfillment-event document.
+
+    A fulfillment with a tracking number that did not fail is a ``label_printed`` at its ``created_at``; a
+    fulfillment event is the carrier status it reports at ``happened_at``. The records still go through the
+    canonical validation (bad ones reach the DLQ like any landing record)."""
+    records: list[dict[str, Any]] = []
+    if isinstance(document.get("fulfillment"), Mapping):
+        f = document["fulfillment"]
+        tracking = f.get("tracking_number") or next(iter(f.get("tracking_numbers") or []), None)
+        if tracking and str(f.get("status") or "").lower() not in VOID_FULFILLMENT_STATUSES:
+            records.append({
+                "event_id": f"shopify:{f.get('order_id')}:f{f.get('id')}:label_printed",
+                "tenant_id": tenant_id, "source": SOURCE, "event_type": "label_printed",
+                "order_id": str(f.get("order_id")), "occurred_at": f.get("created_at"),
+                "carrier": carrier_name(f.get("tracking_company")), "tracking_number": str(tracking),
+                "attributes": {"shopify_fulfillment_id": f.get("id"), "status": f.get("status")},
+            })
+    if isinstance(document.get("fulfillment_event"), Mapping):
+        e = document["fulfillment_event"]
+        event_type = SHIPMENT_STATUS_EVENTS.get(str(e.get("status") or "").lower())
+        if event_type:
+            records.append({
+                "event_id": f"shopify:fe{e.get('id')}",
+                "tenant_id": tenant_id, "source": SOURCE, "event_type": event_type,
+                "order_id": str(e.get("order_id")), "occurred_at": e.get("happened_at"),
+                "attributes": {"shopify_fulfillment_id": e.get("fulfillment_id"), "status": e.get("status")},
+            })
+    return records

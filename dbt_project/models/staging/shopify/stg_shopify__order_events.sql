@@ -15,7 +15,8 @@
 with versions as (
     select
         *,
-        row_number() over (partition by shop, order_id order by updated_at desc) as rank_at_as_of
+        -- Shopify order ids are global: the latest version wins, whichever shop of the tenant it came from
+        row_number() over (partition by tenant_id, order_id order by updated_at desc, shop) as rank_at_as_of
     from {{ ref('stg_shopify__orders') }}
     where updated_at <= {{ as_of_timestamp() }}
 ),
@@ -34,7 +35,10 @@ fulfillments as (
         lower(f.value ->> 'shipment_status') as shipment_status,
         cast(f.value ->> 'created_at' as timestamptz) as created_at,
         cast(f.value ->> 'updated_at' as timestamptz) as updated_at,
-        nullif(lower(trim(f.value ->> 'tracking_company')), '') as carrier,
+        case
+            when lower(trim(f.value ->> 'tracking_company')) in ('', 'null', 'null-company', 'none', 'other') then null
+            else lower(trim(f.value ->> 'tracking_company'))
+        end as carrier,
         coalesce(nullif(trim(f.value ->> 'tracking_number'), ''), nullif(trim(f.value -> 'tracking_numbers' ->> 0), ''))
             as tracking_number,
         nullif(f.value ->> 'location_id', '') as location_id,
