@@ -60,8 +60,14 @@ def _landing_rows(raw: str, location: str, reference: Reference, events_dir: Pat
     if name.lower().endswith(".csv"):
         header_file = events_dir / name if events_dir else None
         if header_file is None or not header_file.exists():
-            raise Rejected([Fault("replay_unavailable",
-                                  f"the CSV header of {name} is needed to read this row, and the file is gone")])
+            raise Rejected(
+                [
+                    Fault(
+                        "replay_unavailable",
+                        f"the CSV header of {name} is needed to read this row, and the file is gone",
+                    )
+                ]
+            )
         with header_file.open(newline="", encoding="utf-8", errors="replace") as fh:
             header = [h.strip() for h in next(csv.reader(fh), [])]
         row = next(csv.reader(io.StringIO(raw)), [])
@@ -112,12 +118,25 @@ def replay(
     """Replay open records (or exactly ``ids``, which may include ``failed`` ones)."""
     with engine.connect() as conn:
         if ids:
-            todo = [r[0] for r in conn.execute(
-                sa.text("select rejected_id from ops.rejected_records where rejected_id = any(:ids) "
-                        "and status in ('open', 'failed') order by rejected_id"), {"ids": list(ids)})]
+            todo = [
+                r[0]
+                for r in conn.execute(
+                    sa.text(
+                        "select rejected_id from ops.rejected_records where rejected_id = any(:ids) "
+                        "and status in ('open', 'failed') order by rejected_id"
+                    ),
+                    {"ids": list(ids)},
+                )
+            ]
         else:
-            todo = [r[0] for r in conn.execute(
-                sa.text("select rejected_id from ops.rejected_records where status = 'open' order by rejected_id"))]
+            todo = [
+                r[0]
+                for r in conn.execute(
+                    sa.text(
+                        "select rejected_id from ops.rejected_records where status = 'open' order by rejected_id"
+                    )
+                )
+            ]
     result = ReplayResult()
     for rejected_id in todo:
         outcome = with_db_retries(
@@ -126,13 +145,15 @@ def replay(
         )
         kind, loaded = outcome
         result.loaded_rows += loaded
-        {"replayed": result.replayed, "failing": result.still_failing, "failed": result.marked_failed}[kind].append(
-            rejected_id)
+        {"replayed": result.replayed, "failing": result.still_failing, "failed": result.marked_failed}[
+            kind
+        ].append(rejected_id)
     return result
 
 
-def _replay_one(engine: sa.Engine, rejected_id: int, reference: Reference, max_attempts: int,
-                events_dir: Path | None) -> tuple[str, int]:
+def _replay_one(
+    engine: sa.Engine, rejected_id: int, reference: Reference, max_attempts: int, events_dir: Path | None
+) -> tuple[str, int]:
     with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
         row = cur.execute(
             "select source, location, raw, attempts from ops.rejected_records where rejected_id = %s for update",
@@ -173,7 +194,9 @@ def discard(engine: sa.Engine, ids: list[int]) -> int:
     """Mark records discarded (kept, never replayed). Returns how many changed."""
     with engine.begin() as conn:
         return conn.execute(
-            sa.text("update ops.rejected_records set status = 'discarded', resolved_at = now() "
-                    "where rejected_id = any(:ids) and status in ('open', 'failed')"),
+            sa.text(
+                "update ops.rejected_records set status = 'discarded', resolved_at = now() "
+                "where rejected_id = any(:ids) and status in ('open', 'failed')"
+            ),
             {"ids": list(ids)},
         ).rowcount

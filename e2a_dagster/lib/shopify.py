@@ -43,7 +43,7 @@ SOURCE = "shopify"
 DEFAULT_API_VERSION = "2024-10"
 PAGE_SIZE = 250
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Configuration and errors
 
 
@@ -84,7 +84,9 @@ class ShopifyConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ShopifyConfig:
-        missing = [n for n in ("E2A_SHOPIFY_URL", "E2A_SHOPIFY_TOKEN", "E2A_SHOPIFY_TENANT") if not environ.get(n)]
+        missing = [
+            n for n in ("E2A_SHOPIFY_URL", "E2A_SHOPIFY_TOKEN", "E2A_SHOPIFY_TENANT") if not environ.get(n)
+        ]
         if missing:
             raise ShopifyConfigError(f"Shopify is not configured: set {', '.join(missing)}")
         url = environ["E2A_SHOPIFY_URL"].strip()
@@ -94,11 +96,15 @@ class ShopifyConfig:
         if environ.get("E2A_SHOPIFY_API_VERSION"):
             kwargs["api_version"] = environ["E2A_SHOPIFY_API_VERSION"]
         kwargs.update(overrides)
-        return cls(shop_url=url, token=environ["E2A_SHOPIFY_TOKEN"], tenant_id=environ["E2A_SHOPIFY_TENANT"],
-                   **kwargs)
+        return cls(
+            shop_url=url,
+            token=environ["E2A_SHOPIFY_TOKEN"],
+            tenant_id=environ["E2A_SHOPIFY_TENANT"],
+            **kwargs,
+        )
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Client
 
 
@@ -152,7 +158,9 @@ class ShopifyClient:
         self.config = config
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self.waits: list[tuple[str, float]] = []  # (reason, seconds): what the retries cost, for metadata/tests
+        self.waits: list[
+            tuple[str, float]
+        ] = []  # (reason, seconds): what the retries cost, for metadata/tests
         self.requests = 0
         self._http = httpx.Client(
             timeout=httpx.Timeout(config.timeout),
@@ -239,7 +247,7 @@ class ShopifyClient:
         return max(0.0, min(seconds, self.config.max_retry_after))
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Validation of one order (only what staging reads must be well-formed; everything else is kept as is)
 
 
@@ -293,11 +301,13 @@ def validate_order(raw: Any) -> ShopifyOrder:
     except ValidationError as exc:
         raise Rejected(faults_from_validation(exc)) from None
     if _NUL.search(json.dumps(raw)):
-        raise Rejected([Fault("invalid_text", "order contains a NUL character, which PostgreSQL jsonb cannot hold")])
+        raise Rejected(
+            [Fault("invalid_text", "order contains a NUL character, which PostgreSQL jsonb cannot hold")]
+        )
     return order
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Cursor
 
 
@@ -323,8 +333,12 @@ class CursorState:
         if not data:
             return cls()
         parse = lambda v: datetime.fromisoformat(v) if v else None  # noqa: E731
-        return cls(parse(data.get("high_water_mark")), data.get("next_page"), parse(data.get("run_max")),
-                   int(data.get("run_malformed") or 0))
+        return cls(
+            parse(data.get("high_water_mark")),
+            data.get("next_page"),
+            parse(data.get("run_max")),
+            int(data.get("run_malformed") or 0),
+        )
 
 
 def read_cursor(engine: sa.Engine, shop: str) -> CursorState:
@@ -348,7 +362,7 @@ def _write_cursor(cur: psycopg.Cursor, shop: str, tenant_id: str, state: CursorS
     )
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -367,8 +381,9 @@ def order_row(raw: dict, order: ShopifyOrder, *, shop: str, tenant_id: str, page
     return OrderRow(shop, str(order.id), order.updated_at, tenant_id, order.name, page, json.dumps(raw))
 
 
-def rows_from_page(page_url: str, orders: list[Any], *, shop: str, tenant_id: str
-                   ) -> tuple[list[OrderRow], list[Rejection]]:
+def rows_from_page(
+    page_url: str, orders: list[Any], *, shop: str, tenant_id: str
+) -> tuple[list[OrderRow], list[Rejection]]:
     rows: list[OrderRow] = []
     rejections: list[Rejection] = []
     for index, raw in enumerate(orders):
@@ -397,12 +412,22 @@ def insert_orders(cur: psycopg.Cursor, rows: list[OrderRow]) -> int:
     return inserted
 
 
-TRANSIENT_DB_ERRORS = (psycopg.OperationalError, psycopg.errors.AdminShutdown, sa.exc.OperationalError,
-                       sa.exc.DisconnectionError, sa.exc.InterfaceError)
+TRANSIENT_DB_ERRORS = (
+    psycopg.OperationalError,
+    psycopg.errors.AdminShutdown,
+    sa.exc.OperationalError,
+    sa.exc.DisconnectionError,
+    sa.exc.InterfaceError,
+)
 
 
-def with_db_retries(fn: Callable[[], Any], *, attempts: int = 6, base: float = 0.5,
-                    sleep: Callable[[float], None] = time.sleep) -> Any:
+def with_db_retries(
+    fn: Callable[[], Any],
+    *,
+    attempts: int = 6,
+    base: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
     """Run ``fn`` (one transaction), retrying when the database is unreachable or restarts under it."""
     for attempt in range(attempts):
         try:
@@ -487,7 +512,9 @@ def pull_orders(
         result.pages += 1
         if page.orders is None:
             rows: list[OrderRow] = []
-            fault = Rejected([Fault("malformed_page", f"{page.error} (HTTP {page.status}, {len(page.text)} bytes)")])
+            fault = Rejected(
+                [Fault("malformed_page", f"{page.error} (HTTP {page.status}, {len(page.text)} bytes)")]
+            )
             rejections = [Rejection(page.url, page.text, fault)]
             state.run_malformed += 1
             result.malformed_pages += 1
@@ -498,8 +525,10 @@ def pull_orders(
             if state.run_max is None or row.updated_at > state.run_max:
                 state.run_max = row.updated_at
         if page.next_url is None:
-            if state.run_malformed == 0 and state.run_max is not None and (
-                state.high_water_mark is None or state.run_max > state.high_water_mark
+            if (
+                state.run_malformed == 0
+                and state.run_max is not None
+                and (state.high_water_mark is None or state.run_max > state.high_water_mark)
             ):
                 state.high_water_mark = state.run_max
             state.next_page, state.run_max, state.run_malformed = None, None, 0
@@ -530,12 +559,13 @@ def pull_orders(
     return result
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Loading documents that did not come through the client (fixtures, DLQ replay)
 
 
-def load_documents(engine: sa.Engine, documents: list[tuple[str, str]], *, shop: str, tenant_id: str
-                   ) -> PullResult:
+def load_documents(
+    engine: sa.Engine, documents: list[tuple[str, str]], *, shop: str, tenant_id: str
+) -> PullResult:
     """Load ``(location, text)`` documents (an orders page or a single-order document) through the same
     validation and idempotent insert as a pull; bad ones go to the DLQ. The cursor is not touched."""
     result = PullResult(shop=shop)
@@ -543,7 +573,9 @@ def load_documents(engine: sa.Engine, documents: list[tuple[str, str]], *, shop:
         orders, error = parse_page_body(text)
         if orders is None:
             rows: list[OrderRow] = []
-            rejections = [Rejection(location, text, Rejected([Fault("malformed_page", error or "malformed")]))]
+            rejections = [
+                Rejection(location, text, Rejected([Fault("malformed_page", error or "malformed")]))
+            ]
         else:
             rows, rejections = rows_from_page(location, orders, shop=shop, tenant_id=tenant_id)
             result.orders += len(orders)
@@ -562,7 +594,7 @@ def load_documents(engine: sa.Engine, documents: list[tuple[str, str]], *, shop:
     return result
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Sensor support: is there anything to pull?
 
 
@@ -584,18 +616,22 @@ def probe(engine: sa.Engine, client: ShopifyClient) -> Probe:
     url = client.orders_url(since).replace(f"limit={client.config.page_size}", "limit=1")
     page = client.get_page(url)
     if page.orders is None:
-        return Probe(f"shopify:{shop}:malformed:{hashlib.sha256(page.text.encode()).hexdigest()[:16]}",
-                     "the shop answered with a malformed page; the pull records it")
+        return Probe(
+            f"shopify:{shop}:malformed:{hashlib.sha256(page.text.encode()).hexdigest()[:16]}",
+            "the shop answered with a malformed page; the pull records it",
+        )
     if not page.orders:
         mark = state.high_water_mark.isoformat() if state.high_water_mark else "the beginning"
         return Probe(None, f"no order updated in {shop} since {mark}")
     first = page.orders[0] if isinstance(page.orders[0], dict) else {}
     mark = state.high_water_mark.isoformat() if state.high_water_mark else "start"
-    return Probe(f"shopify:{shop}:{mark}:{first.get('id')}:{first.get('updated_at')}",
-                 "orders updated since the high-water mark")
+    return Probe(
+        f"shopify:{shop}:{mark}:{first.get('id')}:{first.get('updated_at')}",
+        "orders updated since the high-water mark",
+    )
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Fulfillment documents (``{"fulfillment": …}``, ``{"fulfillment_event": …}``) as canonical events
 
 # Shopify shipment / fulfillment-event statuses -> canonical event types (others carry no milestone).
@@ -629,21 +665,35 @@ def fulfillment_records(document: Mapping[str, Any], tenant_id: str) -> list[dic
         f = document["fulfillment"]
         tracking = f.get("tracking_number") or next(iter(f.get("tracking_numbers") or []), None)
         if tracking and str(f.get("status") or "").lower() not in VOID_FULFILLMENT_STATUSES:
-            records.append({
-                "event_id": f"shopify:{f.get('order_id')}:f{f.get('id')}:label_printed",
-                "tenant_id": tenant_id, "source": SOURCE, "event_type": "label_printed",
-                "order_id": str(f.get("order_id")), "occurred_at": f.get("created_at"),
-                "carrier": carrier_name(f.get("tracking_company")), "tracking_number": str(tracking),
-                "attributes": {"shopify_fulfillment_id": f.get("id"), "status": f.get("status")},
-            })
+            records.append(
+                {
+                    "event_id": f"shopify:{f.get('order_id')}:f{f.get('id')}:label_printed",
+                    "tenant_id": tenant_id,
+                    "source": SOURCE,
+                    "event_type": "label_printed",
+                    "order_id": str(f.get("order_id")),
+                    "occurred_at": f.get("created_at"),
+                    "carrier": carrier_name(f.get("tracking_company")),
+                    "tracking_number": str(tracking),
+                    "attributes": {"shopify_fulfillment_id": f.get("id"), "status": f.get("status")},
+                }
+            )
     if isinstance(document.get("fulfillment_event"), Mapping):
         e = document["fulfillment_event"]
         event_type = SHIPMENT_STATUS_EVENTS.get(str(e.get("status") or "").lower())
         if event_type:
-            records.append({
-                "event_id": f"shopify:fe{e.get('id')}",
-                "tenant_id": tenant_id, "source": SOURCE, "event_type": event_type,
-                "order_id": str(e.get("order_id")), "occurred_at": e.get("happened_at"),
-                "attributes": {"shopify_fulfillment_id": e.get("fulfillment_id"), "status": e.get("status")},
-            })
+            records.append(
+                {
+                    "event_id": f"shopify:fe{e.get('id')}",
+                    "tenant_id": tenant_id,
+                    "source": SOURCE,
+                    "event_type": event_type,
+                    "order_id": str(e.get("order_id")),
+                    "occurred_at": e.get("happened_at"),
+                    "attributes": {
+                        "shopify_fulfillment_id": e.get("fulfillment_id"),
+                        "status": e.get("status"),
+                    },
+                }
+            )
     return records

@@ -20,10 +20,28 @@ from e2a_dagster.lib.settings import SEEDS_DIR
 from e2a_dagster.lib.sim_sla import _rows
 
 CENT = Decimal("0.01")
-COLUMNS = ("invoice_id", "tenant_id", "invoice_date", "period_start", "period_end", "line_id", "charge_code",
-           "order_id", "quantity", "unit_rate", "amount", "currency")
-DISCREPANCY_TYPES = ("rate_mismatch", "quantity_mismatch", "duplicate_charge", "unexpected_charge", "unbilled",
-                     "missing_sla_credit")
+COLUMNS = (
+    "invoice_id",
+    "tenant_id",
+    "invoice_date",
+    "period_start",
+    "period_end",
+    "line_id",
+    "charge_code",
+    "order_id",
+    "quantity",
+    "unit_rate",
+    "amount",
+    "currency",
+)
+DISCREPANCY_TYPES = (
+    "rate_mismatch",
+    "quantity_mismatch",
+    "duplicate_charge",
+    "unexpected_charge",
+    "unbilled",
+    "missing_sla_credit",
+)
 
 
 def money(value: Decimal) -> Decimal:
@@ -75,8 +93,12 @@ class RateCards:
         self.tenants = {r["tenant_id"]: r for r in _rows(seeds_dir / "tenants.csv")}
 
     def _effective(self, rows: list[dict], tenant: str, day: date) -> list[dict]:
-        return [r for r in rows if r["tenant_id"] == tenant
-                and date.fromisoformat(r["effective_from"]) <= day < date.fromisoformat(r["effective_to"])]
+        return [
+            r
+            for r in rows
+            if r["tenant_id"] == tenant
+            and date.fromisoformat(r["effective_from"]) <= day < date.fromisoformat(r["effective_to"])
+        ]
 
     def card(self, tenant: str, day: date) -> dict[str, list[dict]]:
         by_code: dict[str, list[dict]] = defaultdict(list)
@@ -114,8 +136,9 @@ def month_end(first: date) -> date:
     return nxt - timedelta(days=1)
 
 
-def correct_invoices(orders: list[BillableOrder], cards: RateCards, *, end: datetime, run_tag: str
-                     ) -> list[Invoice]:
+def correct_invoices(
+    orders: list[BillableOrder], cards: RateCards, *, end: datetime, run_tag: str
+) -> list[Invoice]:
     """What the billing system should bill, per tenant and complete calendar month (tenant time zone)."""
     by_month: dict[tuple[str, date], list[BillableOrder]] = defaultdict(list)
     returns_by_month: dict[tuple[str, date], list[tuple[str, datetime]]] = defaultdict(list)
@@ -133,8 +156,13 @@ def correct_invoices(orders: list[BillableOrder], cards: RateCards, *, end: date
             continue  # the month is not over: no invoice yet
         card = cards.card(tenant, first)
         shipped = sorted(by_month[(tenant, first)], key=lambda o: o.order_id)
-        inv = Invoice(f"INV-{tenant.upper()}-{first:%Y%m}-{run_tag}", tenant, cards.tenants[tenant]["currency"],
-                      first, last)
+        inv = Invoice(
+            f"INV-{tenant.upper()}-{first:%Y%m}-{run_tag}",
+            tenant,
+            cards.tenants[tenant]["currency"],
+            first,
+            last,
+        )
         order_rate = _unit_rate(card["ORDER_FEE"], len(shipped))
         unit_rate = _unit_rate(card["PICK_UNIT"], sum(o.units or 0 for o in shipped))
         carton_rate = _unit_rate(card["PACK_CARTON"], sum(o.cartons or 1 for o in shipped))
@@ -144,13 +172,17 @@ def correct_invoices(orders: list[BillableOrder], cards: RateCards, *, end: date
             order_fee[o.order_id] = money(order_rate)
             inv.lines.append(Line("ORDER_FEE", o.order_id, Decimal(1), order_rate, money(order_rate)))
             if o.units:
-                inv.lines.append(Line("PICK_UNIT", o.order_id, Decimal(o.units), unit_rate,
-                                      money(unit_rate * o.units)))
+                inv.lines.append(
+                    Line("PICK_UNIT", o.order_id, Decimal(o.units), unit_rate, money(unit_rate * o.units))
+                )
             cartons = o.cartons if o.cartons is not None else 1
-            inv.lines.append(Line("PACK_CARTON", o.order_id, Decimal(cartons), carton_rate,
-                                  money(carton_rate * cartons)))
+            inv.lines.append(
+                Line("PACK_CARTON", o.order_id, Decimal(cartons), carton_rate, money(carton_rate * cartons))
+            )
             if o.postage is not None:
-                inv.lines.append(Line("SHIPPING", o.order_id, o.postage, ship_rate, money(o.postage * ship_rate)))
+                inv.lines.append(
+                    Line("SHIPPING", o.order_id, o.postage, ship_rate, money(o.postage * ship_rate))
+                )
         returned = sorted(returns_by_month[(tenant, first)])
         if returned and card.get("RETURN_FEE"):
             rate = _unit_rate(card["RETURN_FEE"], len(returned))
@@ -168,9 +200,14 @@ def correct_invoices(orders: list[BillableOrder], cards: RateCards, *, end: date
             for o in shipped:
                 if not o.ship_late:
                     continue
-                basis = sum((ln.amount for ln in inv.lines
-                             if ln.order_id == o.order_id and ln.charge_code == terms["basis_charge_code"]),
-                            Decimal(0))
+                basis = sum(
+                    (
+                        ln.amount
+                        for ln in inv.lines
+                        if ln.order_id == o.order_id and ln.charge_code == terms["basis_charge_code"]
+                    ),
+                    Decimal(0),
+                )
                 if terms["credit_type"] == "percent_of_charge":
                     amount = money(basis * Decimal(terms["credit_value"]) / 100)
                 else:
@@ -190,8 +227,9 @@ def correct_invoices(orders: list[BillableOrder], cards: RateCards, *, end: date
     return invoices
 
 
-def inject_errors(invoices: list[Invoice], orders: list[BillableOrder], cards: RateCards, rng: random.Random,
-                  *, rate: float) -> list[dict]:
+def inject_errors(
+    invoices: list[Invoice], orders: list[BillableOrder], cards: RateCards, rng: random.Random, *, rate: float
+) -> list[dict]:
     """Turn the correct invoices into the billed ones, in place, with errors of every discrepancy type where the
     invoice allows it (``rate`` × orders / 6 of each, at least one). Returns the ground-truth records."""
     truth: list[dict] = []
@@ -201,24 +239,42 @@ def inject_errors(invoices: list[Invoice], orders: list[BillableOrder], cards: R
             tz = ZoneInfo(cards.tenants[o.tenant_id]["time_zone"])
             cancelled_by_month[(o.tenant_id, month_of(o.cancelled_at, tz))].append(o)
 
-    def rec(inv: Invoice, dtype: str, expected: Line | None, billed: Line | None, line_id: str | None,
-            billed_count: int = 1) -> dict:
+    def rec(
+        inv: Invoice,
+        dtype: str,
+        expected: Line | None,
+        billed: Line | None,
+        line_id: str | None,
+        billed_count: int = 1,
+    ) -> dict:
         ref = billed or expected
-        fmt = lambda ln: None if ln is None else {  # noqa: E731
-            "quantity": str(ln.quantity), "unit_rate": str(ln.unit_rate), "amount": str(ln.amount)}
+
+        def fmt(ln: Line | None) -> dict | None:
+            if ln is None:
+                return None
+            return {"quantity": str(ln.quantity), "unit_rate": str(ln.unit_rate), "amount": str(ln.amount)}
+
         billed_amount = (billed.amount * billed_count) if billed else Decimal(0)
-        return {"kind": "billing_error", "invoice_id": inv.invoice_id, "tenant_id": inv.tenant_id,
-                "line_id": line_id, "charge_code": ref.charge_code, "order_id": ref.order_id,
-                "discrepancy_type": dtype, "expected": fmt(expected), "billed": fmt(billed),
-                "delta_amount": str(billed_amount - (expected.amount if expected else Decimal(0))),
-                "currency": inv.currency}
+        return {
+            "kind": "billing_error",
+            "invoice_id": inv.invoice_id,
+            "tenant_id": inv.tenant_id,
+            "line_id": line_id,
+            "charge_code": ref.charge_code,
+            "order_id": ref.order_id,
+            "discrepancy_type": dtype,
+            "expected": fmt(expected),
+            "billed": fmt(billed),
+            "delta_amount": str(billed_amount - (expected.amount if expected else Decimal(0))),
+            "currency": inv.currency,
+        }
 
     for inv in invoices:
         n_orders = len({ln.order_id for ln in inv.lines if ln.charge_code == "ORDER_FEE"})
         per_type = max(1, round(rate * n_orders / len(DISCREPANCY_TYPES)))
         used: set[str] = set()  # one error per order keeps every (charge, order) grain unambiguous
 
-        def pick(code: str) -> list[int]:
+        def pick(code: str, inv: Invoice = inv, used: set[str] = used, per_type: int = per_type) -> list[int]:
             idx = [i for i, ln in enumerate(inv.lines) if ln.charge_code == code and ln.order_id not in used]
             chosen = rng.sample(idx, min(per_type, len(idx)))
             used.update(inv.lines[i].order_id for i in chosen)
@@ -249,13 +305,19 @@ def inject_errors(invoices: list[Invoice], orders: list[BillableOrder], cards: R
                 exp = inv.lines[i]
                 changes[i] = None
                 pending.append(("missing_sla_credit", exp, None, None, 0))
-        candidates = [o for o in cancelled_by_month.get((inv.tenant_id, inv.period_start), [])
-                      if o.order_id not in used]
+        candidates = [
+            o for o in cancelled_by_month.get((inv.tenant_id, inv.period_start), []) if o.order_id not in used
+        ]
         order_fee = next((ln for ln in inv.lines if ln.charge_code == "ORDER_FEE"), None)
         for o in rng.sample(candidates, min(per_type, len(candidates))) if order_fee else []:
             used.add(o.order_id)
-            extra.append(("unexpected_charge", None,
-                          Line("ORDER_FEE", o.order_id, Decimal(1), order_fee.unit_rate, order_fee.amount)))
+            extra.append(
+                (
+                    "unexpected_charge",
+                    None,
+                    Line("ORDER_FEE", o.order_id, Decimal(1), order_fee.unit_rate, order_fee.amount),
+                )
+            )
 
         # Rebuild the billed lines with stable line ids, then record the truth with those ids.
         billed: list[Line] = []
@@ -271,7 +333,9 @@ def inject_errors(invoices: list[Invoice], orders: list[BillableOrder], cards: R
         for dtype, exp, bad in extra:
             billed.append(bad)
             line_id = f"{len(billed):05d}"
-            truth.append(rec(inv, dtype, exp, bad, line_id, billed_count=2 if dtype == "duplicate_charge" else 1))
+            truth.append(
+                rec(inv, dtype, exp, bad, line_id, billed_count=2 if dtype == "duplicate_charge" else 1)
+            )
         inv.lines = billed
     return truth
 
@@ -287,10 +351,22 @@ def write_invoices(billing_dir: Path, invoices: list[Invoice]) -> list[Path]:
             writer = csv.writer(fh)
             writer.writerow(COLUMNS)
             for n, ln in enumerate(inv.lines, start=1):
-                writer.writerow([inv.invoice_id, inv.tenant_id, inv.invoice_date.isoformat(),
-                                 inv.period_start.isoformat(), inv.period_end.isoformat(), f"{n:05d}",
-                                 ln.charge_code, ln.order_id or "", _num(ln.quantity), _num(ln.unit_rate),
-                                 f"{ln.amount:.2f}", inv.currency])
+                writer.writerow(
+                    [
+                        inv.invoice_id,
+                        inv.tenant_id,
+                        inv.invoice_date.isoformat(),
+                        inv.period_start.isoformat(),
+                        inv.period_end.isoformat(),
+                        f"{n:05d}",
+                        ln.charge_code,
+                        ln.order_id or "",
+                        _num(ln.quantity),
+                        _num(ln.unit_rate),
+                        f"{ln.amount:.2f}",
+                        inv.currency,
+                    ]
+                )
         os.replace(tmp, path)
         paths.append(path)
     return paths
@@ -303,6 +379,13 @@ def _num(value: Decimal) -> str:
 
 def invoice_truth(inv: Invoice) -> dict:
     total = sum((ln.amount for ln in inv.lines), Decimal(0))
-    return {"kind": "invoice", "invoice_id": inv.invoice_id, "tenant_id": inv.tenant_id,
-            "period_start": inv.period_start.isoformat(), "period_end": inv.period_end.isoformat(),
-            "lines": len(inv.lines), "billed_total": str(total), "currency": inv.currency}
+    return {
+        "kind": "invoice",
+        "invoice_id": inv.invoice_id,
+        "tenant_id": inv.tenant_id,
+        "period_start": inv.period_start.isoformat(),
+        "period_end": inv.period_end.isoformat(),
+        "lines": len(inv.lines),
+        "billed_total": str(total),
+        "currency": inv.currency,
+    }

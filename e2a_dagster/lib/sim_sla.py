@@ -38,7 +38,9 @@ class BusinessCalendar:
         self.working_days = {int(d) for d in row.get("working_days", "1|2|3|4|5").split("|") if d}
         self.holidays = holidays_lib.country_holidays(row["country"], subdiv=row.get("subdivision") or None)
         self.exceptions = {
-            date.fromisoformat(e["local_date"]): e for e in exceptions if e["warehouse_id"] == self.warehouse_id
+            date.fromisoformat(e["local_date"]): e
+            for e in exceptions
+            if e["warehouse_id"] == self.warehouse_id
         }
         self._hours = lru_cache(maxsize=4096)(self._compute_hours)
 
@@ -56,8 +58,10 @@ class BusinessCalendar:
             return None
         else:
             opens, closes = self.opens, self.closes
-        return (datetime.combine(day, opens, self.tz).astimezone(UTC),
-                datetime.combine(day, closes, self.tz).astimezone(UTC))
+        return (
+            datetime.combine(day, opens, self.tz).astimezone(UTC),
+            datetime.combine(day, closes, self.tz).astimezone(UTC),
+        )
 
     def hours(self, day: date) -> tuple[datetime, datetime] | None:
         """(opening, closing) of a business day in UTC, None when closed."""
@@ -141,7 +145,9 @@ class Policy:
     effective_to: datetime
 
     def specificity(self) -> tuple[int, int, int, int]:
-        return tuple(int(v != "*") for v in (self.tenant_id, self.warehouse_id, self.carrier, self.service_level))
+        return tuple(
+            int(v != "*") for v in (self.tenant_id, self.warehouse_id, self.carrier, self.service_level)
+        )
 
 
 class SlaReference:
@@ -149,28 +155,48 @@ class SlaReference:
 
     def __init__(self, seeds_dir: Path = SEEDS_DIR):
         exceptions = _rows(seeds_dir / "calendar_exceptions.csv")
-        self.calendars = {r["warehouse_id"]: BusinessCalendar(r, exceptions) for r in _rows(seeds_dir / "warehouses.csv")}
+        self.calendars = {
+            r["warehouse_id"]: BusinessCalendar(r, exceptions) for r in _rows(seeds_dir / "warehouses.csv")
+        }
         self.exception_days = {(e["warehouse_id"], date.fromisoformat(e["local_date"])) for e in exceptions}
-        self.transit = {(r["carrier"], r["service_level"]): int(r["transit_days"])
-                        for r in _rows(seeds_dir / "carrier_services.csv")}
+        self.transit = {
+            (r["carrier"], r["service_level"]): int(r["transit_days"])
+            for r in _rows(seeds_dir / "carrier_services.csv")
+        }
         self.policies = [
-            Policy(r["policy_id"], int(r["policy_version"]), r["tenant_id"], r["warehouse_id"], r["carrier"],
-                   r["service_level"], r["stage"], r["rule"],
-                   int(r["allowance_minutes"]) if r["allowance_minutes"] else None, int(r["at_risk_minutes"] or 0),
-                   int(r["major_after_minutes"]), int(r["critical_after_minutes"]),
-                   _ts(r["effective_from"]), _ts(r["effective_to"]))
+            Policy(
+                r["policy_id"],
+                int(r["policy_version"]),
+                r["tenant_id"],
+                r["warehouse_id"],
+                r["carrier"],
+                r["service_level"],
+                r["stage"],
+                r["rule"],
+                int(r["allowance_minutes"]) if r["allowance_minutes"] else None,
+                int(r["at_risk_minutes"] or 0),
+                int(r["major_after_minutes"]),
+                int(r["critical_after_minutes"]),
+                _ts(r["effective_from"]),
+                _ts(r["effective_to"]),
+            )
             for r in _rows(seeds_dir / "sla_policies.csv")
         ]
 
-    def policy(self, stage: str, tenant: str, warehouse: str, carrier: str | None, service: str,
-               at: datetime) -> Policy | None:
+    def policy(
+        self, stage: str, tenant: str, warehouse: str, carrier: str | None, service: str, at: datetime
+    ) -> Policy | None:
         def match(value: str, wanted: str | None) -> bool:
             return value == "*" or value == wanted
 
         candidates = [
-            p for p in self.policies
-            if p.stage == stage and match(p.tenant_id, tenant) and match(p.warehouse_id, warehouse)
-            and match(p.carrier, carrier) and match(p.service_level, service)
+            p
+            for p in self.policies
+            if p.stage == stage
+            and match(p.tenant_id, tenant)
+            and match(p.warehouse_id, warehouse)
+            and match(p.carrier, carrier)
+            and match(p.service_level, service)
             and p.effective_from <= at < p.effective_to
         ]
         return max(candidates, key=lambda p: p.specificity()) if candidates else None
@@ -221,11 +247,18 @@ class StageTruth:
     def as_record(self) -> dict:
         iso = lambda v: v.astimezone(UTC).isoformat() if v else None  # noqa: E731
         return {
-            "kind": "sla", "tenant_id": self.tenant_id, "order_id": self.order_id, "stage": self.stage,
-            "status": self.status, "started_at": iso(self.started_at), "due_at": iso(self.due_at),
+            "kind": "sla",
+            "tenant_id": self.tenant_id,
+            "order_id": self.order_id,
+            "stage": self.stage,
+            "status": self.status,
+            "started_at": iso(self.started_at),
+            "due_at": iso(self.due_at),
             "ended_at": iso(self.ended_at),
             "minutes_late": round(self.minutes_late, 2) if self.minutes_late is not None else None,
-            "severity": self.severity, "policy_id": self.policy_id, "policy_version": self.policy_version,
+            "severity": self.severity,
+            "policy_id": self.policy_id,
+            "policy_version": self.policy_version,
             "note": self.note,
         }
 
@@ -249,14 +282,22 @@ def evaluate(order: Milestones, as_of: datetime, ref: SlaReference) -> list[Stag
         stop = min(end or as_of, as_of)
         return sum(cal.minutes_between(max(p, start), min(r, stop)) for p, r in holds if r is not None)
 
-    def finish(stage: str, start: datetime, due: datetime, ended: datetime | None, policy: Policy,
-               note: str | None = None) -> None:
+    def finish(
+        stage: str,
+        start: datetime,
+        due: datetime,
+        ended: datetime | None,
+        policy: Policy,
+        note: str | None = None,
+    ) -> None:
         status: str
         late = None
         if ended is not None and ended > as_of:
             ended = None
-        if order.cancelled_at is not None and order.cancelled_at <= as_of and (
-            ended is None or order.cancelled_at < ended
+        if (
+            order.cancelled_at is not None
+            and order.cancelled_at <= as_of
+            and (ended is None or order.cancelled_at < ended)
         ):
             status = "cancelled"
         elif ended is not None:
@@ -276,15 +317,40 @@ def evaluate(order: Milestones, as_of: datetime, ref: SlaReference) -> list[Stag
                 note = note or "as_of within a minute of a boundary"
         if note is not None:
             status = "unknown"
-        out.append(StageTruth(
-            order.tenant_id, order.order_id, stage, status, start, due, ended, late,
-            _severity(policy, late) if late is not None and status != "unknown" else None,
-            policy.policy_id, policy.version, note,
-        ))
+        out.append(
+            StageTruth(
+                order.tenant_id,
+                order.order_id,
+                stage,
+                status,
+                start,
+                due,
+                ended,
+                late,
+                _severity(policy, late) if late is not None and status != "unknown" else None,
+                policy.policy_id,
+                policy.version,
+                note,
+            )
+        )
 
     def unknown(stage: str, start: datetime, note: str) -> None:
-        out.append(StageTruth(order.tenant_id, order.order_id, stage, "unknown", start, None, None, None, None,
-                              None, None, note))
+        out.append(
+            StageTruth(
+                order.tenant_id,
+                order.order_id,
+                stage,
+                "unknown",
+                start,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                note,
+            )
+        )
 
     # pick and ship: clock starts at payment (or release if later)
     start = order.paid_at
@@ -292,8 +358,9 @@ def evaluate(order: Milestones, as_of: datetime, ref: SlaReference) -> list[Stag
         start = order.released_at
     if start is not None and start <= as_of:
         for stage, ended in (("pick", order.pick_completed_at), ("ship", order.handed_to_carrier_at)):
-            policy = ref.policy(stage, order.tenant_id, order.warehouse_id, order.carrier, order.service_level,
-                                start)
+            policy = ref.policy(
+                stage, order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start
+            )
             if policy is None:
                 unknown(stage, start, "no policy matches")
                 continue
@@ -322,7 +389,9 @@ def evaluate(order: Milestones, as_of: datetime, ref: SlaReference) -> list[Stag
     # pack: from pick completion
     if order.pick_completed_at is not None and order.pick_completed_at <= as_of:
         start = order.pick_completed_at
-        policy = ref.policy("pack", order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start)
+        policy = ref.policy(
+            "pack", order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start
+        )
         if policy is None:
             unknown("pack", start, "no policy matches")
         else:
@@ -331,8 +400,9 @@ def evaluate(order: Milestones, as_of: datetime, ref: SlaReference) -> list[Stag
     # deliver: from the hand-over, N carrier business days
     if order.handed_to_carrier_at is not None and order.handed_to_carrier_at <= as_of:
         start = order.handed_to_carrier_at
-        policy = ref.policy("deliver", order.tenant_id, order.warehouse_id, order.carrier, order.service_level,
-                            start)
+        policy = ref.policy(
+            "deliver", order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start
+        )
         days = ref.transit_days(order.carrier, order.service_level)
         if policy is None or days is None:
             unknown("deliver", start, "no policy or transit time matches")

@@ -59,8 +59,32 @@ SHOPIFY_SHIPPING = {"ground": "Standard Shipping", "express": "Express (2 Day)",
 FAKER_LOCALES = {"USD": "en_US", "EUR": "de_DE"}
 ANOMALY_KINDS = ("duplicate", "out_of_order", "late_arrival", "missing_scan", "split_identifier")
 # Order intake by local hour (peaks late morning and evening); weekends and holidays are quieter.
-HOUR_WEIGHTS = (0.15, 0.1, 0.08, 0.08, 0.1, 0.15, 0.25, 0.45, 0.7, 0.9, 1.0, 1.0, 1.0, 0.95, 0.9, 0.85, 0.85,
-                0.85, 0.8, 0.9, 1.0, 0.9, 0.6, 0.3)
+HOUR_WEIGHTS = (
+    0.15,
+    0.1,
+    0.08,
+    0.08,
+    0.1,
+    0.15,
+    0.25,
+    0.45,
+    0.7,
+    0.9,
+    1.0,
+    1.0,
+    1.0,
+    0.95,
+    0.9,
+    0.85,
+    0.85,
+    0.85,
+    0.8,
+    0.9,
+    1.0,
+    0.9,
+    0.6,
+    0.3,
+)
 WEEKEND_FACTOR = 0.65
 HOLIDAY_FACTOR = 0.5
 GROUND_TRUTH_FORMAT = "e2a-simulation-ground-truth/1"
@@ -68,8 +92,9 @@ GROUND_TRUTH_FORMAT = "e2a-simulation-ground-truth/1"
 
 def run_tag(seed: int, start: datetime, *, live: bool = False) -> str:
     """Six base-36 characters naming a run: part of every order id, so ids never repeat across runs."""
-    digest = hashlib.blake2b(f"{'live' if live else 'hist'}:{seed}:{start.isoformat()}".encode(),
-                             digest_size=8).digest()
+    digest = hashlib.blake2b(
+        f"{'live' if live else 'hist'}:{seed}:{start.isoformat()}".encode(), digest_size=8
+    ).digest()
     n = int.from_bytes(digest, "big")
     chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     out = ""
@@ -132,8 +157,10 @@ class Simulator:
         self.sla = sla or SlaReference(seeds_dir)
         self.shopify_tenant = shopify_tenant
         self.shopify_share = shopify_share
-        self.locations = {(r["tenant_id"], r["warehouse_id"]): r["location_id"]
-                          for r in _rows(seeds_dir / "shopify_locations.csv")}
+        self.locations = {
+            (r["tenant_id"], r["warehouse_id"]): r["location_id"]
+            for r in _rows(seeds_dir / "shopify_locations.csv")
+        }
         self._fakers: dict[str, Faker] = {}
         self._seq = 0
         self._order_no = 0
@@ -203,7 +230,9 @@ class Simulator:
         order_id = str(self._shopify_id(n)) if shopify else f"{tenant[:2].upper()}-{self.tag}-{n:06d}"
         carrier = rng.choice(CARRIERS.get(currency, ("ups",)))
         service = rng.choices([s for s, _ in SERVICE_MIX], [w for _, w in SERVICE_MIX])[0]
-        order = SimOrder(tenant, order_id, "shopify" if shopify else "landing", cal.warehouse_id, carrier, service)
+        order = SimOrder(
+            tenant, order_id, "shopify" if shopify else "landing", cal.warehouse_id, carrier, service
+        )
         units = rng.choice((1, 1, 1, 2, 2, 3, 4, 6))
         lines = min(units, rng.choice((1, 1, 2, 3)))
         wh = {"warehouse_id": cal.warehouse_id}
@@ -224,14 +253,17 @@ class Simulator:
         if cancel and not cancel_after_pick:
             t["order_cancelled"] = clock + timedelta(minutes=rng.uniform(5, 180))
         else:
-            t["pick_started"] = cal.add_minutes(clock, rng.expovariate(1 / 25) + (rng.uniform(90, 400) if late else 0))
+            t["pick_started"] = cal.add_minutes(
+                clock, rng.expovariate(1 / 25) + (rng.uniform(90, 400) if late else 0)
+            )
             t["pick_completed"] = cal.add_minutes(t["pick_started"], rng.uniform(5, 35) * max(1, lines))
             if cancel:
                 t["order_cancelled"] = t["pick_completed"] + timedelta(minutes=rng.uniform(1, 60))
             else:
                 pack_late = rng.random() < 0.06
                 t["pack_completed"] = cal.add_minutes(
-                    t["pick_completed"], rng.uniform(8, 60) + (rng.uniform(150, 400) if pack_late else 0))
+                    t["pick_completed"], rng.uniform(8, 60) + (rng.uniform(150, 400) if pack_late else 0)
+                )
                 t["label_printed"] = cal.add_minutes(t["pack_completed"], rng.uniform(2, 20))
                 # The carrier collects once a day, shortly before closing.
                 day = cal.local_date(t["label_printed"])
@@ -251,24 +283,34 @@ class Simulator:
                     days -= 1
                 due_day = cal.carrier_business_days_after(cal.local_date(pickup), days)
                 delivered = datetime.combine(due_day, time(9), cal.tz).astimezone(UTC) + timedelta(
-                    minutes=rng.uniform(0, 600))
+                    minutes=rng.uniform(0, 600)
+                )
                 t["delivered"] = max(delivered, t["in_transit"] + timedelta(hours=2))
-                t["out_for_delivery"] = max(t["delivered"] - timedelta(hours=rng.uniform(1, 4)),
-                                            t["in_transit"] + timedelta(minutes=30))
+                t["out_for_delivery"] = max(
+                    t["delivered"] - timedelta(hours=rng.uniform(1, 4)),
+                    t["in_transit"] + timedelta(minutes=30),
+                )
                 if rng.random() < 0.02:
-                    back = cal.add_minutes(t["delivered"] + timedelta(days=rng.uniform(3, 10)), rng.uniform(0, 120))
+                    back = cal.add_minutes(
+                        t["delivered"] + timedelta(days=rng.uniform(3, 10)), rng.uniform(0, 120)
+                    )
                     tz = ZoneInfo(self.reference.tenants[tenant]["time_zone"])
                     if back.astimezone(tz).month == pickup.astimezone(tz).month:
                         t["return_received"] = back
 
-        t = {kind: at.astimezone(UTC).replace(microsecond=0) for kind, at in t.items()}  # events carry seconds
+        t = {
+            kind: at.astimezone(UTC).replace(microsecond=0) for kind, at in t.items()
+        }  # events carry seconds
         cartons = 1 if units < 4 else 2
         postage = Decimal(str(round(rng.uniform(4.5, 9.5) * TRANSIT_DAYS_FACTOR[service], 2)))
         tracking = f"{carrier.upper()}{rng.randrange(10**11):011d}"
         ev = order.events
         if not shopify:
-            ev.append(self._event(order, "order_created", "oms", created, units=units, lines=lines,
-                                  service_level=service))
+            ev.append(
+                self._event(
+                    order, "order_created", "oms", created, units=units, lines=lines, service_level=service
+                )
+            )
             ev.append(self._event(order, "order_paid", "oms", paid))
             if "order_cancelled" in t:
                 ev.append(self._event(order, "order_cancelled", "oms", t["order_cancelled"]))
@@ -277,16 +319,42 @@ class Simulator:
                 ev.append(self._event(order, kind, "oms", t[kind]))
         if "pick_started" in t:
             ev.append(self._event(order, "pick_started", "wms", t["pick_started"], **wh))
-            ev.append(self._event(order, "pick_completed", "wms", t["pick_completed"], units=units, lines=lines, **wh))
+            ev.append(
+                self._event(
+                    order, "pick_completed", "wms", t["pick_completed"], units=units, lines=lines, **wh
+                )
+            )
         if "pack_completed" in t:
             ev.append(self._event(order, "pack_completed", "wms", t["pack_completed"], cartons=cartons, **wh))
-            ev.append(self._event(order, "label_printed", "wms", t["label_printed"], carrier=carrier,
-                                  service_level=service, tracking_number=tracking, postage=str(postage), **wh))
+            ev.append(
+                self._event(
+                    order,
+                    "label_printed",
+                    "wms",
+                    t["label_printed"],
+                    carrier=carrier,
+                    service_level=service,
+                    tracking_number=tracking,
+                    postage=str(postage),
+                    **wh,
+                )
+            )
             ev.append(self._event(order, "carrier_pickup", "wms", t["carrier_pickup"], carrier=carrier, **wh))
-            ev.append(self._event(order, "picked_up", "carrier", t["picked_up"], carrier=carrier,
-                                  service_level=service, tracking_number=tracking))
+            ev.append(
+                self._event(
+                    order,
+                    "picked_up",
+                    "carrier",
+                    t["picked_up"],
+                    carrier=carrier,
+                    service_level=service,
+                    tracking_number=tracking,
+                )
+            )
             for kind in ("in_transit", "out_for_delivery", "delivered"):
-                ev.append(self._event(order, kind, "carrier", t[kind], carrier=carrier, tracking_number=tracking))
+                ev.append(
+                    self._event(order, kind, "carrier", t[kind], carrier=carrier, tracking_number=tracking)
+                )
         if "return_received" in t:
             ev.append(self._event(order, "return_received", "wms", t["return_received"], **wh))
         if shopify:
@@ -295,42 +363,79 @@ class Simulator:
             self._anomaly(order, rng.choice(ANOMALY_KINDS))
         return order
 
-    def _shopify(self, order: SimOrder, t: dict[str, datetime], *, units: int, lines: int, tracking: str,
-                 currency: str) -> None:
+    def _shopify(
+        self, order: SimOrder, t: dict[str, datetime], *, units: int, lines: int, tracking: str, currency: str
+    ) -> None:
         """Shopify order versions: created (paid at checkout), cancelled, fulfilled, in transit, delivered."""
         rng = self.rng
         fake = self.faker(currency)
         n = self._order_no
         first, last = fake.first_name(), fake.last_name()
-        address = {"first_name": first, "last_name": last, "name": f"{first} {last}",
-                   "address1": fake.street_address(), "city": fake.city(), "zip": fake.postcode(),
-                   "country_code": "US" if currency == "USD" else "DE", "phone": fake.phone_number()}
+        address = {
+            "first_name": first,
+            "last_name": last,
+            "name": f"{first} {last}",
+            "address1": fake.street_address(),
+            "city": fake.city(),
+            "zip": fake.postcode(),
+            "country_code": "US" if currency == "USD" else "DE",
+            "phone": fake.phone_number(),
+        }
         quantities = [1] * lines
         for _ in range(units - lines):
             quantities[rng.randrange(lines)] += 1
         items = []
         for i, qty in enumerate(quantities):
             price = Decimal(str(round(rng.uniform(8, 120), 2)))
-            items.append({"id": int(order.order_id) * 10 + i, "title": f"{fake.color_name()} {fake.word().title()}",
-                          "sku": f"SKU-{rng.randrange(10**6):06d}", "quantity": qty, "price": str(price),
-                          "requires_shipping": True, "fulfillment_status": None})
+            items.append(
+                {
+                    "id": int(order.order_id) * 10 + i,
+                    "title": f"{fake.color_name()} {fake.word().title()}",
+                    "sku": f"SKU-{rng.randrange(10**6):06d}",
+                    "quantity": qty,
+                    "price": str(price),
+                    "requires_shipping": True,
+                    "fulfillment_status": None,
+                }
+            )
         subtotal = sum(Decimal(i["price"]) * i["quantity"] for i in items)
         created = t["order_created"]
         base = {
-            "id": int(order.order_id), "name": f"#{1000 + n}", "order_number": 1000 + n,
-            "email": fake.email(), "created_at": _iso(created), "processed_at": _iso(created),
-            "currency": currency, "financial_status": "paid", "fulfillment_status": None,
-            "cancelled_at": None, "cancel_reason": None, "location_id": None,
-            "subtotal_price": str(subtotal), "total_price": str(subtotal), "test": False,
+            "id": int(order.order_id),
+            "name": f"#{1000 + n}",
+            "order_number": 1000 + n,
+            "email": fake.email(),
+            "created_at": _iso(created),
+            "processed_at": _iso(created),
+            "currency": currency,
+            "financial_status": "paid",
+            "fulfillment_status": None,
+            "cancelled_at": None,
+            "cancel_reason": None,
+            "location_id": None,
+            "subtotal_price": str(subtotal),
+            "total_price": str(subtotal),
+            "test": False,
             "customer": {"first_name": first, "last_name": last, "email": fake.email()},
-            "shipping_address": address, "billing_address": address, "line_items": items,
-            "shipping_lines": [{"code": SHOPIFY_SHIPPING[order.service_level],
-                                "title": SHOPIFY_SHIPPING[order.service_level], "price": "0.00"}],
+            "shipping_address": address,
+            "billing_address": address,
+            "line_items": items,
+            "shipping_lines": [
+                {
+                    "code": SHOPIFY_SHIPPING[order.service_level],
+                    "title": SHOPIFY_SHIPPING[order.service_level],
+                    "price": "0.00",
+                }
+            ],
             "fulfillments": [],
         }
 
         def version(at: datetime, **changes) -> None:
-            payload = json.loads(json.dumps(order.shopify_versions[-1][1])) if order.shopify_versions else dict(base)
+            payload = (
+                json.loads(json.dumps(order.shopify_versions[-1][1]))
+                if order.shopify_versions
+                else dict(base)
+            )
             payload.update(changes)
             payload["updated_at"] = _iso(at)
             order.shopify_versions.append((at.replace(microsecond=0), payload))
@@ -338,17 +443,28 @@ class Simulator:
         version(created)
         order.shopify_events += [("order_created", created), ("order_paid", created)]
         if "order_cancelled" in t:
-            version(t["order_cancelled"], cancelled_at=_iso(t["order_cancelled"]), cancel_reason="customer",
-                    financial_status="refunded")
+            version(
+                t["order_cancelled"],
+                cancelled_at=_iso(t["order_cancelled"]),
+                cancel_reason="customer",
+                financial_status="refunded",
+            )
             order.shopify_events.append(("order_cancelled", t["order_cancelled"]))
             return
         if "label_printed" not in t:
             return
-        fulfillment = {"id": int(order.order_id) * 10 + 9, "order_id": int(order.order_id), "status": "success",
-                       "created_at": _iso(t["label_printed"]), "updated_at": _iso(t["label_printed"]),
-                       "tracking_company": order.carrier.upper(), "tracking_number": tracking,
-                       "tracking_numbers": [tracking], "shipment_status": "confirmed",
-                       "location_id": int(self.locations.get((order.tenant_id, order.warehouse_id), 0)) or None}
+        fulfillment = {
+            "id": int(order.order_id) * 10 + 9,
+            "order_id": int(order.order_id),
+            "status": "success",
+            "created_at": _iso(t["label_printed"]),
+            "updated_at": _iso(t["label_printed"]),
+            "tracking_company": order.carrier.upper(),
+            "tracking_number": tracking,
+            "tracking_numbers": [tracking],
+            "shipment_status": "confirmed",
+            "location_id": int(self.locations.get((order.tenant_id, order.warehouse_id), 0)) or None,
+        }
         version(t["label_printed"], fulfillment_status="fulfilled", fulfillments=[fulfillment])
         order.shopify_events.append(("label_printed", t["label_printed"]))
         for status in ("in_transit", "delivered"):
@@ -364,10 +480,18 @@ class Simulator:
         if kind == "duplicate":
             for original in rng.sample(ev, min(len(ev), rng.choice((1, 2)))):
                 self._seq += 1
-                ev.append(SimEvent(original.arrives_at + timedelta(minutes=rng.uniform(1, 36 * 60)), self._seq,
-                                   dict(original.record), original.occurred_at))
+                ev.append(
+                    SimEvent(
+                        original.arrives_at + timedelta(minutes=rng.uniform(1, 36 * 60)),
+                        self._seq,
+                        dict(original.record),
+                        original.occurred_at,
+                    )
+                )
         elif kind == "out_of_order":
-            early = [e for e in ev if e.record["event_type"] in ("pick_completed", "pack_completed", "order_paid")]
+            early = [
+                e for e in ev if e.record["event_type"] in ("pick_completed", "pack_completed", "order_paid")
+            ]
             if not early or len(ev) < 3:
                 return
             victim = rng.choice(early)
@@ -376,13 +500,18 @@ class Simulator:
             victim = rng.choice(ev)
             victim.arrives_at += timedelta(days=rng.uniform(1, 4))
         elif kind == "missing_scan":
-            scans = [e for e in ev if e.record["event_type"] in ("carrier_pickup", "picked_up", "in_transit",
-                                                                  "out_for_delivery")]
+            scans = [
+                e
+                for e in ev
+                if e.record["event_type"] in ("carrier_pickup", "picked_up", "in_transit", "out_for_delivery")
+            ]
             if not scans:
                 return
             ev.remove(rng.choice(scans))
         elif kind == "split_identifier":
-            moved = [e for e in ev if e.record["event_type"] in ("in_transit", "out_for_delivery", "delivered")]
+            moved = [
+                e for e in ev if e.record["event_type"] in ("in_transit", "out_for_delivery", "delivered")
+            ]
             if not moved:
                 return
             alias = f"{order.order_id}-1"
@@ -397,7 +526,7 @@ class Simulator:
             yield self.order(tenant, created)
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # What can be known at a moment
 
 
@@ -422,18 +551,30 @@ def milestones(order: SimOrder, until: datetime) -> tuple[Milestones, BillableOr
     handed = min((first[k] for k in ("carrier_pickup", "picked_up") if k in first), default=None)
 
     def earliest_value(kind: str, key: str):
-        found = sorted((e.occurred_at, e.record["source"], e.record["event_id"], e.record.get(key))
-                       for e in own if e.record["event_type"] == kind and e.record.get(key) is not None)
+        found = sorted(
+            (e.occurred_at, e.record["source"], e.record["event_id"], e.record.get(key))
+            for e in own
+            if e.record["event_type"] == kind and e.record.get(key) is not None
+        )
         return found[0][3] if found else None
 
     holds = []
     if "hold_placed" in first:
         holds.append((first["hold_placed"], first.get("hold_released")))
-    ms = Milestones(order.tenant_id, order.order_id, order.warehouse_id, order.carrier, order.service_level,
-                    paid_at=first.get("order_paid"), pick_completed_at=first.get("pick_completed"),
-                    pack_completed_at=first.get("pack_completed"), handed_to_carrier_at=handed,
-                    delivered_at=first.get("delivered"), cancelled_at=first.get("order_cancelled"),
-                    holds=tuple(holds))
+    ms = Milestones(
+        order.tenant_id,
+        order.order_id,
+        order.warehouse_id,
+        order.carrier,
+        order.service_level,
+        paid_at=first.get("order_paid"),
+        pick_completed_at=first.get("pick_completed"),
+        pack_completed_at=first.get("pack_completed"),
+        handed_to_carrier_at=handed,
+        delivered_at=first.get("delivered"),
+        cancelled_at=first.get("order_cancelled"),
+        holds=tuple(holds),
+    )
     units = earliest_value("pick_completed", "units")
     if units is None:
         created_units = [e.record.get("units") for e in own if e.record["event_type"] == "order_created"]
@@ -442,13 +583,20 @@ def milestones(order: SimOrder, until: datetime) -> tuple[Milestones, BillableOr
             units = sum(i["quantity"] for i in order.shopify_versions[0][1]["line_items"])
     postage = earliest_value("label_printed", "postage")
     returns = tuple(sorted(e.occurred_at for e in own if e.record["event_type"] == "return_received"))
-    billable = BillableOrder(order.tenant_id, order.order_id, handed, first.get("order_cancelled"), units,
-                             earliest_value("pack_completed", "cartons"),
-                             Decimal(postage) if postage is not None else None, returns[:1])
+    billable = BillableOrder(
+        order.tenant_id,
+        order.order_id,
+        handed,
+        first.get("order_cancelled"),
+        units,
+        earliest_value("pack_completed", "cartons"),
+        Decimal(postage) if postage is not None else None,
+        returns[:1],
+    )
     return ms, billable
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -497,9 +645,14 @@ def simulate_history(
     end = (end or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     start = end - timedelta(days=days)
     tag = run_tag(seed, start)
-    sim = Simulator(reference, seed=seed, anomalies=anomalies, tag=tag,
-                    shopify_tenant=shopify_tenant if shopify_store is not None else None,
-                    shopify_share=shopify_share)
+    sim = Simulator(
+        reference,
+        seed=seed,
+        anomalies=anomalies,
+        tag=tag,
+        shopify_tenant=shopify_tenant if shopify_store is not None else None,
+        shopify_share=shopify_share,
+    )
     report = progress or (lambda stage, done, total: None)
     by_day: dict[date, list[SimEvent]] = {}
     versions: list[dict] = []
@@ -519,16 +672,30 @@ def simulate_history(
         billables.append(billable)
         truth_sla += [s.as_record() for s in evaluate(ms, end, sim.sla)]
         if order.anomalies or order.channel == "shopify":
-            truth_orders.append({"kind": "order", "tenant_id": order.tenant_id, "order_id": order.order_id,
-                                 "channel": order.channel, "anomalies": order.anomalies, "aliases": order.aliases})
+            truth_orders.append(
+                {
+                    "kind": "order",
+                    "tenant_id": order.tenant_id,
+                    "order_id": order.order_id,
+                    "channel": order.channel,
+                    "anomalies": order.anomalies,
+                    "aliases": order.aliases,
+                }
+            )
         counts["anomalies"] += len(order.anomalies)
         if i % step == 0 or i == orders:
             report("orders", i, orders)
 
     # SLA credits follow the ship status the answer key gives.
-    late_ship = {(r["tenant_id"], r["order_id"]) for r in truth_sla if r["stage"] == "ship" and r["status"] == "late"}
-    billables = [b if (b.tenant_id, b.order_id) not in late_ship else
-                 BillableOrder(**{**b.__dict__, "ship_late": True}) for b in billables]
+    late_ship = {
+        (r["tenant_id"], r["order_id"]) for r in truth_sla if r["stage"] == "ship" and r["status"] == "late"
+    }
+    billables = [
+        b
+        if (b.tenant_id, b.order_id) not in late_ship
+        else BillableOrder(**{**b.__dict__, "ship_late": True})
+        for b in billables
+    ]
 
     files = []
     for n, (day, events) in enumerate(sorted(by_day.items()), start=1):
@@ -545,30 +712,51 @@ def simulate_history(
     if billing_dir is not None:
         cards = RateCards()
         invoices = correct_invoices(billables, cards, end=end, run_tag=tag)
-        billing_truth = inject_errors(invoices, billables, cards, random.Random(f"{seed}:billing"),
-                                      rate=billing_error_rate)
+        billing_truth = inject_errors(
+            invoices, billables, cards, random.Random(f"{seed}:billing"), rate=billing_error_rate
+        )
         write_invoices(billing_dir, invoices)
 
     truth_path = None
     if ground_truth_dir is not None:
         truth_path = ground_truth_dir / f"{tag}.jsonl"
-        header = {"kind": "run", "format": GROUND_TRUTH_FORMAT, "run_tag": tag, "seed": seed,
-                  "start": start.isoformat(), "end": end.isoformat(), "as_of": end.isoformat(), "orders": orders,
-                  "anomaly_rate": anomalies, "billing_error_rate": billing_error_rate,
-                  "shopify_tenant": sim.shopify_tenant, "event_files": files,
-                  "invoices": [inv.invoice_id for inv in invoices]}
-        write_jsonl(truth_path, [header, *truth_orders, *truth_sla, *(invoice_truth(i) for i in invoices),
-                                 *billing_truth])
+        header = {
+            "kind": "run",
+            "format": GROUND_TRUTH_FORMAT,
+            "run_tag": tag,
+            "seed": seed,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "as_of": end.isoformat(),
+            "orders": orders,
+            "anomaly_rate": anomalies,
+            "billing_error_rate": billing_error_rate,
+            "shopify_tenant": sim.shopify_tenant,
+            "event_files": files,
+            "invoices": [inv.invoice_id for inv in invoices],
+        }
+        write_jsonl(
+            truth_path,
+            [header, *truth_orders, *truth_sla, *(invoice_truth(i) for i in invoices), *billing_truth],
+        )
     status_counts: dict[str, int] = {}
     for r in truth_sla:
         status_counts[r["status"]] = status_counts.get(r["status"], 0) + 1
     return {
-        "run_tag": tag, "orders": orders, "events": counts["events"], "files": len(files),
-        "shopify_versions": counts["shopify_versions"], "anomalies_injected": counts["anomalies"],
-        "invoices": len(invoices), "billing_errors": len(billing_truth),
-        "sla_rows": len(truth_sla), "sla_status": status_counts,
+        "run_tag": tag,
+        "orders": orders,
+        "events": counts["events"],
+        "files": len(files),
+        "shopify_versions": counts["shopify_versions"],
+        "anomalies_injected": counts["anomalies"],
+        "invoices": len(invoices),
+        "billing_errors": len(billing_truth),
+        "sla_rows": len(truth_sla),
+        "sla_status": status_counts,
         "ground_truth": str(truth_path) if truth_path else None,
-        "start": start.isoformat(), "end": end.isoformat(), "seconds": round(_time.perf_counter() - began, 2),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "seconds": round(_time.perf_counter() - began, 2),
     }
 
 
@@ -598,8 +786,13 @@ class LiveFeed:
         self.origin_real = real
         self.origin_sim = real - backlog
         self.speed = max(1.0, speed)
-        self.sim = Simulator(reference, seed=seed, anomalies=anomalies, tag=run_tag(seed, real, live=True),
-                             shopify_tenant=shopify_tenant if shopify_store else None)
+        self.sim = Simulator(
+            reference,
+            seed=seed,
+            anomalies=anomalies,
+            tag=run_tag(seed, real, live=True),
+            shopify_tenant=shopify_tenant if shopify_store else None,
+        )
         self.events_dir = events_dir
         self.shopify_store = shopify_store
         self.rate = orders_per_hour / 3600
