@@ -49,7 +49,7 @@ def test_sigkill_mid_file_then_recovery_loads_each_event_exactly_once(
     events = [
         e | {"event_id": f"{e['event_id']}-{i}", "order_id": f"K{uid}-{i}"}
         for i in range(15)
-        for e in order_timeline("tmp")[:2]
+        for e in order_timeline(f"K{uid}")[:2]
     ]
     path = write_jsonl(events_dir / f"kill-{uid}.jsonl", events)
     proc = _run_killed(
@@ -192,3 +192,5 @@ def test_dlq_replay_after_a_seed_fix_then_attempts_failed_and_discard(
             sa.text("select status from ops.rejected_records where location = :l"), {"l": f"{path.name}:3"}
         ).scalar_one()
     assert status == "discarded"
+    with engine.begin() as conn:  # the tenant exists only in this test's seed copy: leave the shared marts valid
+        conn.execute(sa.text("delete from raw.order_events where tenant_id = :t"), {"t": tenant})
