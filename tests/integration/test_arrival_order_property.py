@@ -86,9 +86,7 @@ def test_permuted_and_duplicated_streams_give_the_clean_fct_orders(
             "build",
             "--select",
             "stg_landing__order_events stg_shopify__orders stg_shopify__order_events "
-            "int_orders_milestoned fct_orders",
-            "--exclude",
-            "test_type:unit",
+            "int_orders_milestoned fct_orders",  # includes the dbt unit test of int_orders_milestoned
         ],
         pg_info,
     )
