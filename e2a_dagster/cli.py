@@ -160,16 +160,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 # e2a dev
 
 
-def _feed_loop(stop: threading.Event, events_dir: Path, interval: float) -> None:
+def _feed_loop(stop: threading.Event, settings: Settings, interval: float, shopify_tenant: str | None) -> None:
+    from e2a_dagster.lib.mock_shopify import store_path
     from e2a_dagster.lib.reference import Reference
     from e2a_dagster.lib.simulator import LiveFeed
 
-    feed = LiveFeed(Reference.load(), events_dir)
+    feed = LiveFeed(Reference.load(), settings.events_dir, seed=int(time.time()) % 100_000,
+                    shopify_store=store_path(settings.home) if shopify_tenant else None,
+                    shopify_tenant=shopify_tenant)
     while not stop.wait(interval):
         try:
             feed.tick()
         except Exception as exc:  # the demo feed must never take `e2a dev` down
             print(f"[e2a] demo feed error: {exc}", file=sys.stderr)
+
+
+def _start_mock_shop(settings: Settings):
+    """Serve the mock Shopify store and point E2A_SHOPIFY_* at it unless they are set already."""
+    import secrets
+
+    from e2a_dagster.lib.mock_shopify import OrderStore, ServerThread, create_app, store_path
+
+    if os.environ.get("E2A_SHOPIFY_URL"):
+        return None, os.environ.get("E2A_SHOPIFY_TENANT")
+    token = secrets.token_hex(16)
+    tenant = os.environ.get("E2A_SHOPIFY_TENANT") or "acme"
+    server = ServerThread(create_app(OrderStore(store_path(settings.home)), token)).start()
+    os.environ.update({"E2A_SHOPIFY_URL": server.url, "E2A_SHOPIFY_TOKEN": token, "E2A_SHOPIFY_TENANT": tenant})
+    return server, tenant
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -179,17 +197,26 @@ def cmd_dev(args: argparse.Namespace) -> int:
     settings = load_settings()
     info = _prepare(settings)
     print(f"[e2a] database: {redact(info.url())}")
+    shop, shopify_tenant = (None, None) if args.no_demo else _start_mock_shop(settings)
+    if shop is not None:
+        print(f"[e2a] mock Shopify store: {shop.url} (tenant {shopify_tenant})")
     if not any(settings.events_dir.glob("*.jsonl")) and not args.no_demo:
-        summary = simulate_history(Reference.load(), settings.events_dir, orders=args.demo_orders, days=7, seed=7)
-        print(f"[e2a] demo history written to {settings.events_dir}: {summary['orders']} orders, "
-              f"{summary['events']} events")
+        from e2a_dagster.lib.mock_shopify import store_path
+
+        summary = simulate_history(
+            Reference.load(), settings.events_dir, orders=args.demo_orders, days=7, seed=7, anomalies=0.03,
+            billing_dir=settings.billing_dir, ground_truth_dir=settings.home / "ground_truth",
+            shopify_store=store_path(settings.home) if shop is not None else None, shopify_tenant=shopify_tenant,
+        )
+        print(f"[e2a] demo history written to {settings.landing_dir}: {summary['orders']} orders, "
+              f"{summary['events']} events, {summary['shopify_versions']} Shopify order versions")
     print("[e2a] loading reference data (dbt seed) ...")
     result = run_pipeline(asset_selection=_seed_keys())
     if not result.success:
         print("[e2a] loading seeds failed; see the Dagster UI", file=sys.stderr)
     stop = threading.Event()
     if not args.no_demo:
-        threading.Thread(target=_feed_loop, args=(stop, settings.events_dir, 30.0), daemon=True).start()
+        threading.Thread(target=_feed_loop, args=(stop, settings, 30.0, shopify_tenant), daemon=True).start()
     tcp = EmbeddedServer(settings.home).tcp_info() if not settings.database_url else None
     print(f"[e2a] Dagster UI: http://{args.host}:{args.port}")
     if tcp:
@@ -210,6 +237,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
             return 130
     finally:
         stop.set()
+        if shop is not None:
+            shop.stop()
 
 
 def _seed_keys():
@@ -255,6 +284,20 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     info = _prepare(settings)
     engine = make_engine(info)
     try:
+        if args.action == "replay":
+            from e2a_dagster.lib.dlq import replay
+            from e2a_dagster.lib.reference import Reference
+
+            result = replay(engine, Reference.load(), ids=args.id or None, max_attempts=args.max_attempts,
+                            events_dir=settings.events_dir)
+            print(text_table(result.as_rows()))
+            print(f"\n{result.loaded_rows} row(s) loaded; run `e2a run` (or let the sensors) rebuild the models")
+            return 0
+        if args.action == "discard":
+            from e2a_dagster.lib.dlq import discard
+
+            print(f"{discard(engine, args.id)} record(s) discarded")
+            return 0
         with engine.connect() as conn:
             rows = conn.exec_driver_sql(
                 """
@@ -273,12 +316,35 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(stage: str, done: int, total: int) -> None:
+    print(f"\r[e2a] {stage}: {done}/{total} ({100 * done // max(total, 1)}%)", end="\n" if done == total else "",
+          file=sys.stderr, flush=True)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from e2a_dagster.lib.mock_shopify import store_path
     from e2a_dagster.lib.reference import Reference
-    from e2a_dagster.lib.simulator import simulate_history
+    from e2a_dagster.lib.simulator import LiveFeed, simulate_history
 
     settings = load_settings()
     settings.ensure_dirs()
+    shopify_tenant = None if args.no_shopify else (os.environ.get("E2A_SHOPIFY_TENANT") or "acme")
+    store = store_path(settings.home) if shopify_tenant else None
+    if args.live:
+        feed = LiveFeed(Reference.load(), settings.events_dir, orders_per_hour=args.orders_per_hour,
+                        seed=args.seed, anomalies=args.anomalies, shopify_store=store,
+                        shopify_tenant=shopify_tenant, speed=args.speed, backlog=timedelta(days=args.days))
+        print(f"[e2a] live feed {feed.sim.tag}: {args.orders_per_hour} orders/h, x{args.speed} until caught up "
+              f"with the clock; Ctrl-C to stop", file=sys.stderr)
+        try:
+            while True:
+                written = feed.tick()
+                if written:
+                    print(f"[e2a] {datetime.now():%H:%M:%S} {written} events (simulated clock "
+                          f"{feed.last:%Y-%m-%d %H:%M})", file=sys.stderr)
+                time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return 0
     end = None
     if args.start:
         start = datetime.fromisoformat(args.start)
@@ -286,7 +352,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             start = start.astimezone()
         end = start + timedelta(days=args.days)
     summary = simulate_history(
-        Reference.load(), settings.events_dir, orders=args.orders, days=args.days, seed=args.seed, end=end
+        Reference.load(), settings.events_dir, orders=args.orders, days=args.days, seed=args.seed, end=end,
+        anomalies=args.anomalies, billing_dir=settings.billing_dir, ground_truth_dir=settings.home / "ground_truth",
+        shopify_store=store, shopify_tenant=shopify_tenant, billing_error_rate=args.billing_errors,
+        progress=_progress,
     )
     print(text_table([{"figure": k, "value": v} for k, v in summary.items()]))
     return 0
@@ -319,13 +388,29 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--status", default="open", choices=["open", "replayed", "discarded", "failed", "all"])
     dlq_list.add_argument("--limit", type=int, default=50)
     dlq_list.set_defaults(func=cmd_dlq)
+    dlq_replay = dlq_sub.add_parser("replay", help="re-validate open records and load what passes now")
+    dlq_replay.add_argument("--id", type=int, action="append", help="only these records (may be failed ones)")
+    dlq_replay.add_argument("--max-attempts", type=int, default=5,
+                            help="a record failing this many times is marked failed")
+    dlq_replay.set_defaults(func=cmd_dlq)
+    dlq_discard = dlq_sub.add_parser("discard", help="mark records discarded (kept, never replayed)")
+    dlq_discard.add_argument("--id", type=int, action="append", required=True)
+    dlq_discard.set_defaults(func=cmd_dlq)
 
     sim = sub.add_parser("simulate", help="write a realistic order history into the landing zone")
     sim.add_argument("--orders", type=int, default=1000)
     sim.add_argument("--days", type=int, default=30)
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--start", help="first day of the history (default: the history ends now)")
-    sim.add_argument("--anomalies", type=float, default=0.0, help="rate of injected anomalies (0–1)")
+    sim.add_argument("--anomalies", type=float, default=0.02, help="share of orders with an injected anomaly (0–1)")
+    sim.add_argument("--billing-errors", type=float, default=0.02,
+                     help="injected invoice errors per shipped order (at least one of each type per invoice)")
+    sim.add_argument("--no-shopify", action="store_true", help="no Shopify orders (landing zone only)")
+    sim.add_argument("--live", action="store_true", help="drip events in (accelerated) real time until Ctrl-C")
+    sim.add_argument("--speed", type=float, default=60.0, help="--live: simulated seconds per real second "
+                     "while catching up from --days ago")
+    sim.add_argument("--orders-per-hour", type=float, default=120.0, help="--live: order intake")
+    sim.add_argument("--interval", type=float, default=2.0, help="--live: seconds between writes")
     sim.set_defaults(func=cmd_simulate)
     return parser
 

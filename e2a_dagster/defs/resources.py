@@ -15,6 +15,7 @@ from e2a_dagster.lib.dbt import dbt_executable
 from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.schema import migrate
 from e2a_dagster.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
+from e2a_dagster.lib.shopify import ShopifyClient, ShopifyConfig
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
@@ -73,8 +74,25 @@ def resources() -> dg.Definitions:
         resources={
             "database": Database(),
             "landing": LandingZone(),
+            "shopify": ShopifyShop(),
             "dbt": DbtCliResource(
                 project_dir=dbt_project, profiles_dir=os.fspath(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
             ),
         }
     )
+
+
+class ShopifyShop(dg.ConfigurableResource):
+    """The Shopify shop to pull (``E2A_SHOPIFY_URL``, ``E2A_SHOPIFY_TOKEN``, ``E2A_SHOPIFY_TENANT``).
+
+    Read from the environment when a run asks for it, so the token never appears in run configuration, the
+    Dagster UI or logs; unset means the source is off (the sensor says so)."""
+
+    api_version: str | None = None
+
+    def shop_config(self) -> ShopifyConfig:
+        overrides = {"api_version": self.api_version} if self.api_version else {}
+        return ShopifyConfig.from_env(os.environ, **overrides)
+
+    def client(self, config: ShopifyConfig | None = None) -> ShopifyClient:
+        return ShopifyClient(config or self.shop_config())

@@ -78,6 +78,39 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "create index if not exists rejected_records_status_idx on ops.rejected_records (status)",
         ],
     ),
+    (
+        2,
+        "shopify order versions, source cursors",
+        [
+            """
+            create table if not exists raw.shopify_orders (
+                shop         text        not null,
+                order_id     text        not null,
+                updated_at   timestamptz not null,
+                tenant_id    text        not null,
+                order_name   text,
+                page         text,
+                payload      jsonb       not null,
+                ingested_at  timestamptz not null default now(),
+                primary key (shop, order_id, updated_at)
+            )
+            """,
+            "create index if not exists shopify_orders_tenant_order_idx on raw.shopify_orders (tenant_id, order_id)",
+            "create index if not exists shopify_orders_ingested_idx on raw.shopify_orders (ingested_at)",
+            # One row per pulled source (e.g. one Shopify shop): the committed position. Written in the same
+            # transaction as the rows it covers, so a crash can never move it past data that is not stored.
+            """
+            create table if not exists ops.source_cursors (
+                source      text        not null,
+                source_key  text        not null,
+                tenant_id   text,
+                state       jsonb       not null,
+                updated_at  timestamptz not null default now(),
+                primary key (source, source_key)
+            )
+            """,
+        ],
+    ),
 ]
 
 

@@ -24,9 +24,18 @@
 {%- set carrier_event_types = "'carrier_pickup', 'picked_up', 'in_transit', 'out_for_delivery', 'delivery_attempted', 'delivered', 'delivery_exception', 'returned_to_sender'" %}
 {%- set tie_break = 'occurred_at, source, event_id' %}
 
+{%- set event_columns = 'tenant_id, source, event_id, event_type, order_id, occurred_at, warehouse_id, carrier, service_level, tracking_number, units, lines, cartons, postage' %}
+
+-- Every source's events in the canonical shape: the landing zone and Shopify orders.
 with events as (
-    select *
+    select {{ event_columns }}
     from {{ ref('stg_landing__order_events') }}
+    where occurred_at <= {{ as_of_timestamp() }}
+
+    union all
+
+    select {{ event_columns }}
+    from {{ ref('stg_shopify__order_events') }}
     where occurred_at <= {{ as_of_timestamp() }}
 ),
 
