@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -48,7 +50,14 @@ def test_simulate_run_and_dlq(cli_env):
     )
     assert int(lines["records rejected (this run)"]) == 1
     assert int(lines["events loaded (this run)"]) > 100
-    assert int(lines["orders in marts.fct_orders"]) == 40
+    # Some simulated orders go through the (unconfigured here) Shopify channel, not the landing zone.
+    landing_orders = {
+        json.loads(line)["order_id"]
+        for name in os.listdir(events) if name.startswith("sim-")
+        for line in Path(events, name).read_text().splitlines()
+    }
+    assert 30 <= len(landing_orders) <= 40
+    assert int(lines["orders in marts.fct_orders"]) == len(landing_orders)
     assert "succeeded" in run.stdout
 
     again = _e2a(cli_env, "run")
