@@ -29,8 +29,8 @@ import holidays as holidays_lib
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from e2a_dagster.lib.llm import LLMClient, LLMError
-from e2a_dagster.lib.llm_guard import CircuitBreaker, TokenBudget, estimate_tokens
+from e2a_dagster.lib.llm import LLMClient, LLMConfig, LLMError
+from e2a_dagster.lib.llm_guard import CircuitBreaker, Clock, TokenBudget, estimate_tokens
 from e2a_dagster.lib.prompts import Prompt
 from e2a_dagster.lib.settings import SEEDS_DIR
 
@@ -726,3 +726,45 @@ class NarrativeWriter:
         with self.engine.begin() as conn:
             conn.execute(_UPSERT, row.params())
         summary.add(row)
+
+
+def exceptions_table_exists(conn: sa.Connection, schema: str = "marts") -> bool:
+    return bool(conn.execute(sa.text("select to_regclass(:t) is not null"),
+                             {"t": f"{_schema(schema)}.fct_sla_exceptions"}).scalar_one())
+
+
+def run_narratives(
+    engine: sa.Engine,
+    config: LLMConfig | None,
+    *,
+    schema: str = "marts",
+    raw_schema: str = "raw",
+    seeds_dir: Path = SEEDS_DIR,
+    prompt: Prompt | None = None,
+    clock: Clock | None = None,
+    sleep: Callable[[float], None] | None = None,
+    log_fn: Callable[[str], None] | None = None,
+) -> NarrativeSummary:
+    """Narratives for every new or changed exception in ``<schema>.fct_sla_exceptions``: the whole flow the
+    ``actions/exception_narratives`` asset runs (and the tests drive with a fake server and a fake clock)."""
+    clock = clock or (lambda: datetime.now().astimezone())
+    ref = NarrativeReference.load(seeds_dir)
+    prompt = prompt or Prompt.load("exception_narrative")
+    with engine.connect() as conn:
+        if not exceptions_table_exists(conn, schema):
+            (log_fn or log.info)(f"{schema}.fct_sla_exceptions does not exist yet: no narratives to write")
+            return NarrativeSummary()
+        items = load_exception_facts(conn, schema, raw_schema=raw_schema, reference=ref)
+    client = budget = breaker = None
+    if config is not None:
+        client = LLMClient(config, sleep=sleep) if sleep else LLMClient(config)
+        zones = {t: r["time_zone"] for t, r in ref.tenants.items()}
+        budget = TokenBudget(engine, config.daily_tokens, zones, clock)
+        breaker = CircuitBreaker(engine, config.breaker_key, threshold=config.breaker_threshold,
+                                 cooldown_s=config.breaker_cooldown_s, clock=clock)
+    try:
+        writer = NarrativeWriter(engine, ref, prompt, llm=client, budget=budget, breaker=breaker, log_fn=log_fn)
+        return writer.run(items)
+    finally:
+        if client is not None:
+            client.close()
