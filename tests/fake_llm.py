@@ -1,7 +1,7 @@
 """A local fake of the OpenAI chat-completions endpoint, for tests through the real ``openai`` client.
 
-Each request takes the next scripted action (or the ``default`` responder): a reply with given content, an HTTP
-error status, or a hang (the response waits until the test ends, so the client's timeout fires)."""
+Each request takes the next scripted action (or the ``default`` responder): a reply with given content, an
+HTTP error status, or a hang (the response waits until the test ends, so the client's timeout fires)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class FakeLLM:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-            def do_POST(self):  # noqa: N802 (http.server naming)
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
                 with fake._lock:
                     fake.requests.append(body)
@@ -50,14 +50,26 @@ class FakeLLM:
                     return
                 content = action[1]
                 usage = action[2] if len(action) > 2 else (120, 80)
-                payload = json.dumps({
-                    "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000,
-                    "model": body.get("model", "fake"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                              "total_tokens": usage[0] + usage[1]},
-                })
+                payload = json.dumps(
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": 1_700_000_000,
+                        "model": body.get("model", "fake"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": content},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": usage[0],
+                            "completion_tokens": usage[1],
+                            "total_tokens": usage[0] + usage[1],
+                        },
+                    }
+                )
                 self._send(200, payload, {})
 
             def _send(self, code: int, payload: str, headers: dict) -> None:
@@ -97,10 +109,11 @@ def good_answer(request: dict, **overrides) -> Action:
     answer = {
         "order_id": facts["order_id"],
         "label": "UNKNOWN",
-        "ops_note": f"Order {facts['order_id']}: the {facts['stage']} step was due {facts['due_at_local']} and is "
-                    f"{facts['status']}. Check the events and follow up with the team.",
+        "ops_note": f"Order {facts['order_id']}: the {facts['stage']} step was due "
+        f"{facts['due_at_local']} and is "
+        f"{facts['status']}. Check the events and follow up with the team.",
         "client_note": f"We are sorry: order {facts['order_id']} is running later than we hoped. "
-                       "We are looking into it and will update you soon.",
+        "We are looking into it and will update you soon.",
         "confidence": 0.7,
     }
     answer.update(overrides)

@@ -10,9 +10,10 @@ Scenario format (JSON), one order each::
 
 ``run_scenarios`` gives every scenario a unique order id, validates and loads its events into
 ``<prefix>_raw.order_events`` (a copy of ``raw.order_events``), runs ``dbt build --select
-+fct_sla_evaluations`` (data tests excluded; seeds from the project's ``seeds/``) with ``--vars {as_of, e2a_schema_prefix, e2a_raw_schema}`` (one build per distinct
-``as_of``), reads ``<prefix>_marts.fct_sla_evaluations`` and drops the scratch schemas. Nothing touches the real
-schemas. The input is reference data only: the prompt never sees orders or customers."""
++fct_sla_evaluations`` (data tests excluded; seeds from the project's ``seeds/``) with ``--vars {as_of,
+e2a_schema_prefix, e2a_raw_schema}`` (one build per distinct ``as_of``), reads
+``<prefix>_marts.fct_sla_evaluations`` and drops the scratch schemas. Nothing touches the real schemas. The
+input is reference data only: the prompt never sees orders or customers."""
 
 from __future__ import annotations
 
@@ -34,8 +35,14 @@ from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.settings import SEEDS_DIR
 
 SCRATCH_SCHEMAS = ("raw", "reference", "staging", "intermediate", "marts")
-LINT_FILES = ("tenants.csv", "warehouses.csv", "calendar_exceptions.csv", "carrier_services.csv",
-              "sla_policies.csv", "reason_codes.csv")
+LINT_FILES = (
+    "tenants.csv",
+    "warehouses.csv",
+    "calendar_exceptions.csv",
+    "carrier_services.csv",
+    "sla_policies.csv",
+    "reason_codes.csv",
+)
 
 
 @dataclass
@@ -52,9 +59,13 @@ class Scenario:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:
         return cls(
-            name=str(data.get("name") or "unnamed"), tenant_id=str(data["tenant_id"]), as_of=str(data["as_of"]),
-            events=list(data["events"]), expected={str(k): str(v) for k, v in dict(data["expected"]).items()},
-            warehouse_id=data.get("warehouse_id"), carrier=data.get("carrier"),
+            name=str(data.get("name") or "unnamed"),
+            tenant_id=str(data["tenant_id"]),
+            as_of=str(data["as_of"]),
+            events=list(data["events"]),
+            expected={str(k): str(v) for k, v in dict(data["expected"]).items()},
+            warehouse_id=data.get("warehouse_id"),
+            carrier=data.get("carrier"),
             service_level=data.get("service_level"),
         )
 
@@ -83,9 +94,14 @@ def scenario_rows(scenario: Scenario, order_id: str, reference: Reference) -> li
     rows = []
     for n, event in enumerate(scenario.events, start=1):
         record = {
-            "event_id": f"{order_id}-{n}", "tenant_id": scenario.tenant_id, "source": _source(event["event_type"]),
-            "event_type": event["event_type"], "order_id": order_id, "occurred_at": event["occurred_at"],
-            "warehouse_id": scenario.warehouse_id, "carrier": scenario.carrier,
+            "event_id": f"{order_id}-{n}",
+            "tenant_id": scenario.tenant_id,
+            "source": _source(event["event_type"]),
+            "event_type": event["event_type"],
+            "order_id": order_id,
+            "occurred_at": event["occurred_at"],
+            "warehouse_id": scenario.warehouse_id,
+            "carrier": scenario.carrier,
             "service_level": scenario.service_level,
         }
         record = {k: v for k, v in record.items() if v is not None}
@@ -94,9 +110,16 @@ def scenario_rows(scenario: Scenario, order_id: str, reference: Reference) -> li
     return rows
 
 
-def run_scenarios(engine: sa.Engine, info: ConnectionInfo, scenarios: list[Scenario], *,
-                  model: str = "fct_sla_evaluations", reference: Reference | None = None,
-                  keep_schemas: bool = False, run_dbt_fn=None) -> list[ScenarioResult]:
+def run_scenarios(
+    engine: sa.Engine,
+    info: ConnectionInfo,
+    scenarios: list[Scenario],
+    *,
+    model: str = "fct_sla_evaluations",
+    reference: Reference | None = None,
+    keep_schemas: bool = False,
+    run_dbt_fn=None,
+) -> list[ScenarioResult]:
     """Execute scenarios through the SLA engine (dbt) in scratch schemas; see the module docstring."""
     from e2a_dagster.lib.dbt import run_dbt
     from e2a_dagster.lib.events import COLUMNS
@@ -124,15 +147,30 @@ def run_scenarios(engine: sa.Engine, info: ConnectionInfo, scenarios: list[Scena
             with engine.begin() as conn:
                 conn.exec_driver_sql(
                     f"insert into {prefix}_raw.order_events ({', '.join(COLUMNS)}) "
-                    f"values ({', '.join(['%s'] * len(COLUMNS))})", rows)
+                    f"values ({', '.join(['%s'] * len(COLUMNS))})",
+                    rows,
+                )
             pending.setdefault(scenario.as_of, []).append((scenario, result))
         for as_of, batch in pending.items():
             variables = {"as_of": as_of, "e2a_schema_prefix": prefix, "e2a_raw_schema": f"{prefix}_raw"}
-            # Data tests are left out: the scratch data is a handful of scenario orders, and what is asked is the
+            # Data tests are left out: the scratch data is a handful of scenario orders, and what is asked
+            # is the
             # engine's verdict on them, not the quality checks of a real load.
-            proc = run_dbt_fn(["build", "--select", f"+{model}", "--exclude", "resource_type:test",
-                               "resource_type:unit_test", "--vars", json.dumps(variables), "--quiet"],
-                              info, check=False)
+            proc = run_dbt_fn(
+                [
+                    "build",
+                    "--select",
+                    f"+{model}",
+                    "--exclude",
+                    "resource_type:test",
+                    "resource_type:unit_test",
+                    "--vars",
+                    json.dumps(variables),
+                    "--quiet",
+                ],
+                info,
+                check=False,
+            )
             if proc.returncode != 0:
                 tail = " ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
                 for _, result in batch:
@@ -142,8 +180,10 @@ def run_scenarios(engine: sa.Engine, info: ConnectionInfo, scenarios: list[Scena
                 continue  # nothing to compare (a build-only run)
             with engine.connect() as conn:
                 found = conn.execute(
-                    sa.text(f"select order_id, stage, status from {prefix}_marts.{model} "
-                            "where order_id = any(cast(:ids as text[]))"),
+                    sa.text(
+                        f"select order_id, stage, status from {prefix}_marts.{model} "
+                        "where order_id = any(cast(:ids as text[]))"
+                    ),
                     {"ids": [r.order_id for _, r in batch]},
                 ).all()
             actual: dict[str, dict[str, str]] = {}
@@ -171,15 +211,29 @@ class AIReview:
     tokens: int | None = None
 
 
-def ai_review(config: LLMConfig, findings: list[Finding], seeds_dir: Path = SEEDS_DIR, *,
-              max_suggestions: int = 10, max_scenarios: int = 5, sleep=None) -> AIReview:
+def ai_review(
+    config: LLMConfig,
+    findings: list[Finding],
+    seeds_dir: Path = SEEDS_DIR,
+    *,
+    max_suggestions: int = 10,
+    max_scenarios: int = 5,
+    sleep=None,
+) -> AIReview:
     """Ask the LLM for suggestions and scenarios. Its answer is checked for shape; scenarios are only trusted
     after ``run_scenarios`` executed them."""
     prompt = Prompt.load("policy_lint")
-    files = {name: (seeds_dir / name).read_text(encoding="utf-8") for name in LINT_FILES
-             if (seeds_dir / name).exists()}
-    system, user = prompt.render(findings=[f.as_dict() for f in findings], files=files,
-                                 max_suggestions=max_suggestions, max_scenarios=max_scenarios)
+    files = {
+        name: (seeds_dir / name).read_text(encoding="utf-8")
+        for name in LINT_FILES
+        if (seeds_dir / name).exists()
+    }
+    system, user = prompt.render(
+        findings=[f.as_dict() for f in findings],
+        files=files,
+        max_suggestions=max_suggestions,
+        max_scenarios=max_scenarios,
+    )
     client = LLMClient(config, sleep=sleep) if sleep else LLMClient(config)
     try:
         completion = client.complete(system, user, max_tokens=prompt.max_tokens)

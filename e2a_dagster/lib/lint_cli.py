@@ -19,7 +19,11 @@ def lint_command(seeds_dir: Path | None, *, ai: bool = False, as_json: bool = Fa
     if not as_json:
         for finding in findings:
             print(finding.format())
-        print(f"{errors} error(s), {len(findings) - errors} warning(s)" if findings else f"no findings in {seeds}")
+        print(
+            f"{errors} error(s), {len(findings) - errors} warning(s)"
+            if findings
+            else f"no findings in {seeds}"
+        )
     if ai:
         report["ai"] = _ai(seeds, findings, quiet=as_json)
     if as_json:
@@ -32,8 +36,10 @@ def _ai(seeds: Path, findings, *, quiet: bool) -> dict:
 
     config = config_from_env()
     if config is None:
-        print("--ai: no LLM configured (set E2A_LLM_MODEL and E2A_LLM_BASE_URL or E2A_LLM_API_KEY); skipped",
-              file=sys.stderr)
+        print(
+            "--ai: no LLM configured (set E2A_LLM_MODEL and E2A_LLM_BASE_URL or E2A_LLM_API_KEY); skipped",
+            file=sys.stderr,
+        )
         return {"status": "not_configured"}
     from e2a_dagster.lib.database import make_engine, resolve_connection
     from e2a_dagster.lib.lint_ai import ai_review, run_scenarios
@@ -56,7 +62,18 @@ def _ai(seeds: Path, findings, *, quiet: bool) -> dict:
         for s in review.suggestions:
             print(f"{s['file']}:{s['line']}: suggestion: {s['message']}")
         if out.get("scenarios"):
-            print(text_table([{"scenario": r["name"], "order": r["order_id"], "verdict": r["verdict"],
-                               "expected": json.dumps(r["expected"]), "actual": json.dumps(r["actual"])}
-                              for r in out["scenarios"]]))
+            print(
+                text_table(
+                    [
+                        {
+                            "scenario": r["name"],
+                            "order": r["order_id"],
+                            "verdict": r["verdict"],
+                            "expected": json.dumps(r["expected"]),
+                            "actual": json.dumps(r["actual"]),
+                        }
+                        for r in out["scenarios"]
+                    ]
+                )
+            )
     return out

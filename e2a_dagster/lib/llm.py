@@ -1,12 +1,13 @@
-"""The LLM behind any OpenAI-compatible chat-completions API (OpenAI, OpenRouter, vLLM, Ollama, llama.cpp server).
+"""The LLM behind any OpenAI-compatible chat-completions API (OpenAI, OpenRouter, vLLM, Ollama, llama.cpp
+server).
 
 Configured from the environment when asked (never at import time):
 
 - ``E2A_LLM_BASE_URL`` (e.g. ``http://127.0.0.1:11434/v1``), ``E2A_LLM_API_KEY``, ``E2A_LLM_MODEL``;
 - ``E2A_LLM_DAILY_TOKENS``: per-tenant daily token budget (unset = no budget);
-- optional tuning: ``E2A_LLM_TIMEOUT`` (seconds, 30), ``E2A_LLM_MAX_RETRIES`` (3), ``E2A_LLM_CONCURRENCY`` (4),
-  ``E2A_LLM_PRICE_INPUT_PER_1M`` / ``E2A_LLM_PRICE_OUTPUT_PER_1M`` (price per million tokens, for the cost
-  estimate; unset = no estimate, never a guessed price).
+- optional tuning: ``E2A_LLM_TIMEOUT`` (seconds, 30), ``E2A_LLM_MAX_RETRIES`` (3), ``E2A_LLM_CONCURRENCY``
+  (4), ``E2A_LLM_PRICE_INPUT_PER_1M`` / ``E2A_LLM_PRICE_OUTPUT_PER_1M`` (price per million tokens, for the
+  cost estimate; unset = no estimate, never a guessed price).
 
 No model (or neither a base URL nor a key) = not configured: callers write template narratives instead.
 Retries (429, 5xx, connection errors) are ours, with exponential backoff and ``Retry-After``; the ``openai``
@@ -148,7 +149,8 @@ class LLMClient:
         )
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry ``attempt`` (1-based): exponential, capped, at least ``Retry-After``."""
+        """Seconds to wait before retry ``attempt`` (1-based): exponential, capped, at least
+        ``Retry-After``."""
         delay = min(self.config.backoff_max_s, self.config.backoff_base_s * (2 ** (attempt - 1)))
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.config.backoff_max_s))

@@ -1,7 +1,9 @@
-"""What keeps the LLM affordable and a dead endpoint harmless, persisted in the database so it holds across runs.
+"""What keeps the LLM affordable and a dead endpoint harmless, persisted in the database so it holds across
+runs.
 
-- ``TokenBudget`` (``ops.llm_budget``): a per-tenant daily token budget; the day is the tenant's local date, so it
-  resets at tenant-local midnight. Tokens are reserved before a call (an estimate) and settled after it (actual).
+- ``TokenBudget`` (``ops.llm_budget``): a per-tenant daily token budget; the day is the tenant's local date,
+  so it resets at tenant-local midnight. Tokens are reserved before a call (an estimate) and settled after
+  it (actual).
 - ``CircuitBreaker`` (``ops.llm_breaker``): opens after ``threshold`` consecutive failed calls; after
   ``cooldown_s`` it half-opens and lets one probe through: success closes it, failure opens it again.
 
@@ -24,8 +26,9 @@ def estimate_tokens(text: str) -> int:
 
 
 class TokenBudget:
-    def __init__(self, engine: sa.Engine, daily_limit: int | None, tenant_time_zones: Mapping[str, str],
-                 clock: Clock):
+    def __init__(
+        self, engine: sa.Engine, daily_limit: int | None, tenant_time_zones: Mapping[str, str], clock: Clock
+    ):
         self.engine = engine
         self.daily_limit = daily_limit
         self.zones = tenant_time_zones
@@ -79,7 +82,8 @@ class TokenBudget:
         with self.engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    "update ops.llm_budget set tokens_used = greatest(tokens_used + :delta, 0), updated_at = now() "
+                    "update ops.llm_budget set tokens_used = greatest(tokens_used + :delta, 0), "
+                    "updated_at = now() "
                     "where tenant_id = :t and budget_date = :d"
                 ),
                 {"t": tenant_id, "d": self.local_date(tenant_id), "delta": actual - reserved},
@@ -104,12 +108,15 @@ class CircuitBreaker:
 
     def _row(self, conn: sa.Connection) -> dict:
         conn.execute(
-            sa.text("insert into ops.llm_breaker (breaker_key) values (:k) on conflict do nothing"), {"k": self.key}
+            sa.text("insert into ops.llm_breaker (breaker_key) values (:k) on conflict do nothing"),
+            {"k": self.key},
         )
         return dict(
             conn.execute(
                 sa.text("select * from ops.llm_breaker where breaker_key = :k for update"), {"k": self.key}
-            ).mappings().one()
+            )
+            .mappings()
+            .one()
         )
 
     def state(self) -> str:
@@ -129,7 +136,8 @@ class CircuitBreaker:
                 # next one through after another cool-down instead of wedging the breaker half-open.
                 conn.execute(
                     sa.text(
-                        "update ops.llm_breaker set state = 'half_open', opened_at = :now, updated_at = now() "
+                        "update ops.llm_breaker set state = 'half_open', opened_at = :now, "
+                        "updated_at = now() "
                         "where breaker_key = :k"
                     ),
                     {"k": self.key, "now": now},
@@ -142,7 +150,8 @@ class CircuitBreaker:
             self._row(conn)
             conn.execute(
                 sa.text(
-                    "update ops.llm_breaker set state = 'closed', consecutive_failures = 0, opened_at = null, "
+                    "update ops.llm_breaker set state = 'closed', consecutive_failures = 0, "
+                    "opened_at = null, "
                     "updated_at = now() where breaker_key = :k"
                 ),
                 {"k": self.key},
@@ -164,6 +173,13 @@ class CircuitBreaker:
                      where breaker_key = :k
                     """
                 ),
-                {"f": failures, "e": error[:500], "s": state, "opens": opens, "now": self.clock(), "k": self.key},
+                {
+                    "f": failures,
+                    "e": error[:500],
+                    "s": state,
+                    "opens": opens,
+                    "now": self.clock(),
+                    "k": self.key,
+                },
             )
             return state

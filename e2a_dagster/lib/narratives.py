@@ -1,12 +1,14 @@
-"""Exception narratives: facts → (LLM or template) → validated, grounded notes in ``actions.exception_narratives``.
+"""Exception narratives: facts → (LLM or template) → validated, grounded notes in
+``actions.exception_narratives``.
 
-- **Facts** are built from whitelisted columns only (the SLA marts, the order's milestones, event *types and times*,
-  reference data). Event payloads and attributes, which may hold customer PII, are never read: no PII can reach
-  a prompt by construction.
+- **Facts** are built from whitelisted columns only (the SLA marts, the order's milestones, event *types and
+  times*, reference data). Event payloads and attributes, which may hold customer PII, are never read: no
+  PII can reach a prompt by construction.
 - **Generation** happens only for new or changed inputs (``input_hash`` = facts + prompt version + model).
-- **Trust nothing**: LLM output is parsed against a schema, then grounded (right order id, every number, date
-  and time present in the facts, no internal terms in the client note). Any failure → the template note, with
-  the reason in ``status`` (``fallback:<code>``) and ``status_detail``. Nothing here fails the pipeline.
+- **Trust nothing**: LLM output is parsed against a schema, then grounded (right order id, every number,
+  date and time present in the facts, no internal terms in the client note). Any failure → the template
+  note, with the reason in ``status`` (``fallback:<code>``) and ``status_detail``. Nothing here fails the
+  pipeline.
 """
 
 from __future__ import annotations
@@ -64,18 +66,29 @@ class NarrativeReference:
 
     @classmethod
     def load(cls, seeds_dir: Path = SEEDS_DIR) -> NarrativeReference:
-        rows = {name: [r for _, r in _csv(seeds_dir / f"{name}.csv")] for name in (
-            "tenants", "warehouses", "sla_policies", "reason_codes", "calendar_exceptions", "carrier_services")}
+        rows = {
+            name: [r for _, r in _csv(seeds_dir / f"{name}.csv")]
+            for name in (
+                "tenants",
+                "warehouses",
+                "sla_policies",
+                "reason_codes",
+                "calendar_exceptions",
+                "carrier_services",
+            )
+        }
         return cls(
             tenants={r["tenant_id"]: r for r in rows["tenants"]},
             warehouses={r["warehouse_id"]: r for r in rows["warehouses"]},
             policies={(r["policy_id"], int(r["policy_version"])): r for r in rows["sla_policies"]},
             reason_codes={r["reason_code"]: r for r in rows["reason_codes"]},
             calendar_exceptions={
-                (r["warehouse_id"], date.fromisoformat(r["local_date"])): r for r in rows["calendar_exceptions"]
+                (r["warehouse_id"], date.fromisoformat(r["local_date"])): r
+                for r in rows["calendar_exceptions"]
             },
-            transit_days={(r["carrier"], r["service_level"]): int(r["transit_days"])
-                          for r in rows["carrier_services"]},
+            transit_days={
+                (r["carrier"], r["service_level"]): int(r["transit_days"]) for r in rows["carrier_services"]
+            },
         )
 
     def labels_for(self, stage: str) -> list[str]:
@@ -89,7 +102,7 @@ class NarrativeReference:
         return self.transit_days.get((carrier or "*", level)) or self.transit_days.get(("*", level))
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Facts
 
 
@@ -108,8 +121,12 @@ class ExceptionFacts:
     def priority(self) -> tuple:
         """Critical and major first when the budget is short; then overdue before late before at risk."""
         opened = self.opened_at.timestamp() if self.opened_at else float("inf")
-        return (SEVERITY_RANK.get(self.severity or "", 3), STATUS_RANK.get(self.status, 3), opened,
-                self.exception_id)
+        return (
+            SEVERITY_RANK.get(self.severity or "", 3),
+            STATUS_RANK.get(self.status, 3),
+            opened,
+            self.exception_id,
+        )
 
 
 def _local(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -118,8 +135,13 @@ def _local(value: datetime | None, zone: ZoneInfo) -> str | None:
     return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M")
 
 
-def calendar_facts(warehouse: dict[str, str], start: datetime | None, end: datetime | None,
-                   ref: NarrativeReference, stage: str) -> dict[str, Any]:
+def calendar_facts(
+    warehouse: dict[str, str],
+    start: datetime | None,
+    end: datetime | None,
+    ref: NarrativeReference,
+    stage: str,
+) -> dict[str, Any]:
     """The calendar facts the clock crossed between ``start`` and ``end``: weekends, holidays, closures, and
     whether the clock started after the day's cutoff."""
     if start is None or end is None:
@@ -130,7 +152,9 @@ def calendar_facts(warehouse: dict[str, str], start: datetime | None, end: datet
         last = first + timedelta(days=60)
     working = {int(d) for d in warehouse["working_days"].split("|") if d}
     calendar = holidays_lib.country_holidays(
-        warehouse["country"], subdiv=warehouse.get("subdivision") or None, years=range(first.year, last.year + 1)
+        warehouse["country"],
+        subdiv=warehouse.get("subdivision") or None,
+        years=range(first.year, last.year + 1),
     )
     weekend, found, closures = False, [], []
     day = first
@@ -146,17 +170,28 @@ def calendar_facts(warehouse: dict[str, str], start: datetime | None, end: datet
     after_cutoff = None
     if stage in ("pick", "ship") and warehouse.get("cutoff_time"):
         after_cutoff = start.astimezone(zone).time() > time.fromisoformat(warehouse["cutoff_time"])
-    return {"weekend_crossed": weekend, "holidays": found, "closures": closures,
-            "started_after_cutoff": after_cutoff}
+    return {
+        "weekend_crossed": weekend,
+        "holidays": found,
+        "closures": closures,
+        "started_after_cutoff": after_cutoff,
+    }
 
 
-def _rule_facts(policy: dict[str, str] | None, policy_id: str | None, version: int | None,
-                warehouse: dict[str, str], transit: int | None) -> dict[str, Any]:
+def _rule_facts(
+    policy: dict[str, str] | None,
+    policy_id: str | None,
+    version: int | None,
+    warehouse: dict[str, str],
+    transit: int | None,
+) -> dict[str, Any]:
     if policy is None:
         return {"policy_id": policy_id, "policy_version": version, "type": None}
     facts: dict[str, Any] = {"policy_id": policy_id, "policy_version": version, "type": policy["rule"]}
     if policy["rule"] == "duration":
-        facts["allowance_business_minutes"] = int(policy["allowance_minutes"]) if policy["allowance_minutes"] else None
+        facts["allowance_business_minutes"] = (
+            int(policy["allowance_minutes"]) if policy["allowance_minutes"] else None
+        )
     elif policy["rule"] == "cutoff":
         facts["cutoff_local"] = warehouse.get("cutoff_time")
         facts["closing_local"] = warehouse.get("close_time")
@@ -165,7 +200,9 @@ def _rule_facts(policy: dict[str, str] | None, policy_id: str | None, version: i
     return facts
 
 
-def build_facts(row: dict[str, Any], timeline: list[dict[str, Any]], ref: NarrativeReference) -> ExceptionFacts:
+def build_facts(
+    row: dict[str, Any], timeline: list[dict[str, Any]], ref: NarrativeReference
+) -> ExceptionFacts:
     """The prompt context of one exception. Only whitelisted, PII-free fields go in."""
     tenant = ref.tenants.get(row["tenant_id"], {})
     warehouse_id = row.get("warehouse_id") or tenant.get("default_warehouse_id")
@@ -175,12 +212,10 @@ def build_facts(row: dict[str, Any], timeline: list[dict[str, Any]], ref: Narrat
     policy = ref.policies.get((row.get("policy_id") or "", version or 0))
     status = row["status"]
     minutes_late = row.get("minutes_late")
-    # An open (overdue) exception's minutes grow every build: keep them out of the facts so the input hash, and
+    # An open (overdue) exception's minutes grow every build: keep them out of the facts so the input hash,
+    # and
     # with it the narrative, changes only when something meaningful does (status, severity, a new event).
-    if status != "late" or minutes_late is None:
-        minutes_late = None
-    else:
-        minutes_late = round(float(minutes_late))
+    minutes_late = None if status != "late" or minutes_late is None else round(float(minutes_late))
     end = row.get("ended_at") or row.get("due_at")
     facts = {
         "order_id": row["order_id"],
@@ -189,14 +224,21 @@ def build_facts(row: dict[str, Any], timeline: list[dict[str, Any]], ref: Narrat
             "id": warehouse_id,
             "name": warehouse.get("warehouse_name"),
             "time_zone": str(zone),
-            "opening_hours_local": f"{warehouse['open_time']}-{warehouse['close_time']}" if warehouse else None,
+            "opening_hours_local": f"{warehouse['open_time']}-{warehouse['close_time']}"
+            if warehouse
+            else None,
         },
         "stage": row["stage"],
         "status": status,
         "severity": row.get("severity"),
         "reason_code_from_events": row.get("reason_code"),
-        "rule": _rule_facts(policy, row.get("policy_id"), version, warehouse,
-                            ref.transit(row.get("carrier"), row.get("service_level"))),
+        "rule": _rule_facts(
+            policy,
+            row.get("policy_id"),
+            version,
+            warehouse,
+            ref.transit(row.get("carrier"), row.get("service_level")),
+        ),
         "started_at_local": _local(row.get("started_at"), zone),
         "due_at_local": _local(row.get("due_at"), zone),
         "ended_at_local": _local(row.get("ended_at"), zone),
@@ -209,12 +251,19 @@ def build_facts(row: dict[str, Any], timeline: list[dict[str, Any]], ref: Narrat
             {"event": e["event_type"], "at_local": _local(e["occurred_at"], zone), "source": e["source"]}
             for e in timeline
         ],
-        "calendar": calendar_facts(warehouse, row.get("started_at"), end, ref, row["stage"]) if warehouse
+        "calendar": calendar_facts(warehouse, row.get("started_at"), end, ref, row["stage"])
+        if warehouse
         else {"weekend_crossed": None, "holidays": [], "closures": [], "started_after_cutoff": None},
     }
     return ExceptionFacts(
-        exception_id=row["exception_id"], tenant_id=row["tenant_id"], order_id=row["order_id"], stage=row["stage"],
-        status=status, severity=row.get("severity"), opened_at=row.get("opened_at"), facts=facts,
+        exception_id=row["exception_id"],
+        tenant_id=row["tenant_id"],
+        order_id=row["order_id"],
+        stage=row["stage"],
+        status=status,
+        severity=row.get("severity"),
+        opened_at=row.get("opened_at"),
+        facts=facts,
     )
 
 
@@ -242,9 +291,10 @@ def load_exception_facts(
     marts, raw = _schema(schema), _schema(raw_schema)
     ref = reference or NarrativeReference.load()
     ids = list(exception_ids) if exception_ids is not None else None
-    rows = conn.execute(
-        sa.text(
-            f"""
+    rows = (
+        conn.execute(
+            sa.text(
+                f"""
             select e.exception_id, e.tenant_id, e.order_id, e.stage, e.status, e.severity, e.reason_code,
                    e.opened_at, e.resolved_at, e.minutes_late,
                    v.policy_id, v.policy_version, v.started_at, v.due_at, v.ended_at,
@@ -256,25 +306,33 @@ def load_exception_facts(
             where cast(:ids as text[]) is null or e.exception_id = any(cast(:ids as text[]))
             order by e.exception_id
             """
-        ),
-        {"ids": ids},
-    ).mappings().all()
+            ),
+            {"ids": ids},
+        )
+        .mappings()
+        .all()
+    )
     if not rows:
         return []
     tenants = [r["tenant_id"] for r in rows]
     orders = [r["order_id"] for r in rows]
-    events = conn.execute(
-        sa.text(
-            f"""
+    events = (
+        conn.execute(
+            sa.text(
+                f"""
             select distinct ev.tenant_id, ev.order_id, ev.event_type, ev.occurred_at, ev.source
             from {raw}.order_events ev
-            join (select distinct * from unnest(cast(:t as text[]), cast(:o as text[])) as k(tenant_id, order_id)) k
+            join (select distinct * from unnest(cast(:t as text[]), cast(:o as text[])) as k(tenant_id,
+            order_id)) k
               on k.tenant_id = ev.tenant_id and k.order_id = ev.order_id
             order by ev.tenant_id, ev.order_id, ev.occurred_at, ev.event_type
             """
-        ),
-        {"t": tenants, "o": orders},
-    ).mappings().all()
+            ),
+            {"t": tenants, "o": orders},
+        )
+        .mappings()
+        .all()
+    )
     timelines: dict[tuple[str, str], list[dict]] = {}
     for e in events:
         timelines.setdefault((e["tenant_id"], e["order_id"]), []).append(dict(e))
@@ -285,12 +343,15 @@ def load_exception_facts(
 
 
 def input_hash(facts: dict[str, Any], prompt_version: str, model: str | None) -> str:
-    blob = json.dumps({"facts": facts, "prompt": prompt_version, "template": TEMPLATE_VERSION, "model": model},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {"facts": facts, "prompt": prompt_version, "template": TEMPLATE_VERSION, "model": model},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Template narratives
 
 
@@ -359,52 +420,77 @@ def template_narrative(item: ExceptionFacts, ref: NarrativeReference) -> Draft:
     noun = STAGE_NOUN.get(stage, stage)
     wh = f["warehouse"]
     where = f"{wh['name']} ({wh['id']})" if wh.get("name") else (wh.get("id") or "the warehouse")
+    where = ("from " if stage == "deliver" else "at ") + where
     severity = f" ({f['severity']})" if f.get("severity") else ""
     tz = wh.get("time_zone")
     if status == "late":
-        head = (f"Order {item.order_id}: {noun} finished {f['minutes_late']} minutes late{severity} at {where}. "
-                f"Due {f['due_at_local']}, done {f['ended_at_local']} ({tz}).")
+        head = (
+            f"Order {item.order_id}: {noun} finished {f['minutes_late']} minutes late{severity} {where}. "
+            f"Due {f['due_at_local']}, done {f['ended_at_local']} ({tz})."
+        )
     elif status == "overdue":
-        head = (f"Order {item.order_id}: {noun} is overdue{severity} at {where}. "
-                f"Due {f['due_at_local']} ({tz}), not done yet.")
+        head = (
+            f"Order {item.order_id}: {noun} is overdue{severity} {where}. "
+            f"Due {f['due_at_local']} ({tz}), not done yet."
+        )
     else:
-        head = (f"Order {item.order_id}: {noun} is at risk at {where}. "
-                f"Due {f['due_at_local']} ({tz}), not done yet.")
+        head = (
+            f"Order {item.order_id}: {noun} is at risk {where}. Due {f['due_at_local']} ({tz}), not done yet."
+        )
     code = f.get("reason_code_from_events")
     label = code if code in ref.labels_for(stage) else "UNKNOWN"
-    cause = (f"Likely cause (from the events): {ref.reason_codes[label]['label'].lower()}. " if label != "UNKNOWN"
-             else "No cause could be derived from the events. ")
-    carrier = f" Carrier {f['carrier']}, {f['service_level']}." if f.get("carrier") and stage == "deliver" else ""
+    cause = (
+        f"Likely cause (from the events): {ref.reason_codes[label]['label'].lower()}. "
+        if label != "UNKNOWN"
+        else "No cause could be derived from the events. "
+    )
+    carrier = (
+        f" Carrier {f['carrier']}, {f['service_level']}." if f.get("carrier") and stage == "deliver" else ""
+    )
     action = NEXT_ACTION.get((stage, status), "review the order's events")
-    ops = (f"{head} Rule: {_rule_text(f)}. {_calendar_text(f)}{cause}Next: {action}.{carrier}").replace("  ", " ")
+    ops = (f"{head} Rule: {_rule_text(f)}. {_calendar_text(f)}{cause}Next: {action}.{carrier}").replace(
+        "  ", " "
+    )
 
     holiday = f["calendar"]["holidays"][0]["name"] if f["calendar"].get("holidays") else None
     around = f", with the {holiday} holiday in between" if holiday else ""
     carrier_name = (f["carrier"] or "the carrier").upper() if f.get("carrier") else "the carrier"
     due_day, end_day = _date_part(f.get("due_at_local")), _date_part(f.get("ended_at_local"))
     if status == "late" and stage in ("pick", "pack"):
-        client = (f"We are sorry: preparing order {item.order_id} took longer than we promised{around}. "
-                  "It is moving on to shipping now, and we are keeping a close eye on it.")
+        client = (
+            f"We are sorry: preparing order {item.order_id} took longer than we promised{around}. "
+            "It is moving on to shipping now, and we are keeping a close eye on it."
+        )
     elif status == "late" and stage == "ship":
-        client = (f"We are sorry: order {item.order_id} was handed to {carrier_name} later than we promised, "
-                  f"on {end_day}{around}. It is on its way now.")
+        client = (
+            f"We are sorry: order {item.order_id} was handed to {carrier_name} later than we promised, "
+            f"on {end_day}{around}. It is on its way now."
+        )
     elif status == "late":
-        client = (f"We are sorry: order {item.order_id} arrived on {end_day}, later than the expected delivery "
-                  f"date of {due_day}{around}. Thank you for your patience.")
+        client = (
+            f"We are sorry: order {item.order_id} arrived on {end_day}, later than the expected delivery "
+            f"date of {due_day}{around}. Thank you for your patience."
+        )
     elif status == "overdue" and stage == "deliver":
-        client = (f"We are sorry: order {item.order_id} has not arrived by its expected delivery date, {due_day}. "
-                  f"We have asked {carrier_name} to trace it and will update you.")
+        client = (
+            f"We are sorry: order {item.order_id} has not arrived by its expected delivery date, {due_day}. "
+            f"We have asked {carrier_name} to trace it and will update you."
+        )
     elif status == "overdue":
-        client = (f"We are sorry: order {item.order_id} is taking longer than promised to leave our warehouse"
-                  f"{around}. We are on it and will send it out as soon as possible.")
+        client = (
+            f"We are sorry: order {item.order_id} is taking longer than promised to leave our warehouse"
+            f"{around}. We are on it and will send it out as soon as possible."
+        )
     else:
         leg = "arrives" if stage == "deliver" else "leaves our warehouse"
-        client = (f"Order {item.order_id} is still on schedule; we are watching it closely to make sure it "
-                  f"{leg} on time.")
+        client = (
+            f"Order {item.order_id} is still on schedule; we are watching it closely to make sure it "
+            f"{leg} on time."
+        )
     return Draft(label=label, ops_note=ops[: LIMITS["ops_note"]], client_note=client[: LIMITS["client_note"]])
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Validation and grounding
 
 
@@ -426,7 +512,8 @@ class NarrativeOutput(BaseModel):
 
 
 def parse_output(text: str, allowed_labels: list[str]) -> NarrativeOutput:
-    """The model's answer as a validated object; raises ``NarrativeRejected`` (invalid_json, schema_violation)."""
+    """The model's answer as a validated object; raises ``NarrativeRejected`` (invalid_json,
+    schema_violation)."""
     cleaned = text.strip()
     if cleaned.startswith("```"):  # some models fence JSON despite JSON mode
         cleaned = re.sub(r"^```(?:json)?\s*|\s*```$", "", cleaned)
@@ -453,11 +540,46 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME = re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?!\d)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 INTERNAL_TERMS = (
-    "sla", "slas", "policy", "policies", "policy id", "credit", "credits", "credited", "refund", "refunds",
-    "compensation", "staff", "staffing", "understaffed", "employee", "employees", "worker", "workers", "picker",
-    "pickers", "packer", "packers", "shift", "shifts", "shift lead", "severity", "allowance", "business minutes",
-    "breach", "breached", "escalate", "escalated", "escalation", "cutoff", "cut-off", "at_risk", "reason code",
-    "internal", "backlog", "wave",
+    "sla",
+    "slas",
+    "policy",
+    "policies",
+    "policy id",
+    "credit",
+    "credits",
+    "credited",
+    "refund",
+    "refunds",
+    "compensation",
+    "staff",
+    "staffing",
+    "understaffed",
+    "employee",
+    "employees",
+    "worker",
+    "workers",
+    "picker",
+    "pickers",
+    "packer",
+    "packers",
+    "shift",
+    "shifts",
+    "shift lead",
+    "severity",
+    "allowance",
+    "business minutes",
+    "breach",
+    "breached",
+    "escalate",
+    "escalated",
+    "escalation",
+    "cutoff",
+    "cut-off",
+    "at_risk",
+    "reason code",
+    "internal",
+    "backlog",
+    "wave",
 )
 
 
@@ -491,18 +613,28 @@ def grounded_tokens(facts: dict[str, Any]) -> tuple[set[str], set[str], set[str]
 
 
 def _identifiers(facts: dict[str, Any], ref: NarrativeReference) -> list[str]:
-    ids = [facts["order_id"], facts["tenant"]["id"], facts["warehouse"].get("id"), facts.get("carrier"),
-           facts["rule"].get("policy_id"), *ref.policy_ids()]
+    ids = [
+        facts["order_id"],
+        facts["tenant"]["id"],
+        facts["warehouse"].get("id"),
+        facts.get("carrier"),
+        facts["rule"].get("policy_id"),
+        *ref.policy_ids(),
+    ]
     return sorted({i for i in ids if i}, key=len, reverse=True)
 
 
 def check_grounding(out: NarrativeOutput, item: ExceptionFacts, ref: NarrativeReference) -> None:
-    """Raises ``NarrativeRejected`` (wrong_order_id, ungrounded_number, internal_term) unless the notes hold."""
+    """Raises ``NarrativeRejected`` (wrong_order_id, ungrounded_number, internal_term) unless the notes
+    hold."""
     if out.order_id.strip() != item.order_id:
-        raise NarrativeRejected("wrong_order_id", f"answer is about {out.order_id!r}, the facts about "
-                                                  f"{item.order_id!r}")
+        raise NarrativeRejected(
+            "wrong_order_id", f"answer is about {out.order_id!r}, the facts about {item.order_id!r}"
+        )
     if out.label not in ref.labels_for(item.stage):
-        raise NarrativeRejected("schema_violation", f"label {out.label!r} does not apply to stage {item.stage}")
+        raise NarrativeRejected(
+            "schema_violation", f"label {out.label!r} does not apply to stage {item.stage}"
+        )
     dates, times, numbers = grounded_tokens(item.facts)
     identifiers = _identifiers(item.facts, ref)
     for name, note in (("ops_note", out.ops_note), ("client_note", out.client_note)):
@@ -510,20 +642,27 @@ def check_grounding(out: NarrativeOutput, item: ExceptionFacts, ref: NarrativeRe
         for ident in identifiers:
             scrubbed = re.sub(re.escape(ident), " ", scrubbed, flags=re.IGNORECASE)
         n_dates, n_times, n_numbers = _tokens(scrubbed)
-        for kind, found, allowed in (("date", n_dates, dates), ("time", n_times, times),
-                                     ("number", n_numbers, numbers)):
+        for kind, found, allowed in (
+            ("date", n_dates, dates),
+            ("time", n_times, times),
+            ("number", n_numbers, numbers),
+        ):
             bad = sorted(found - allowed)
             if bad:
                 raise NarrativeRejected("ungrounded_number", f"{name} has {kind} {bad[0]} not in the facts")
     lowered = out.client_note.lower()
-    internal = [*INTERNAL_TERMS, *(p.lower() for p in ref.policy_ids()), *(c.lower() for c in ref.reason_codes),
-                (item.facts["warehouse"].get("id") or "").lower()]
+    internal = [
+        *INTERNAL_TERMS,
+        *(p.lower() for p in ref.policy_ids()),
+        *(c.lower() for c in ref.reason_codes),
+        (item.facts["warehouse"].get("id") or "").lower(),
+    ]
     for term in internal:
         if term and re.search(rf"(?<![a-z0-9_]){re.escape(term)}(?![a-z0-9_])", lowered):
             raise NarrativeRejected("internal_term", f"client_note uses the internal term {term!r}")
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Generation
 
 
@@ -550,13 +689,27 @@ class NarrativeRow:
     def params(self) -> dict[str, Any]:
         i, d = self.item, self.draft
         return {
-            "exception_id": i.exception_id, "input_hash": self.input_hash, "tenant_id": i.tenant_id,
-            "order_id": i.order_id, "stage": i.stage, "exception_status": i.status, "severity": i.severity,
-            "label": d.label, "ops_note": d.ops_note, "client_note": d.client_note, "confidence": d.confidence,
-            "generator": self.generator, "status": self.status, "status_detail": self.status_detail,
-            "model": self.model, "prompt_version": self.prompt_version, "tokens": self.tokens,
-            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-            "cost_estimate": self.cost_estimate, "facts": json.dumps(i.facts, sort_keys=True),
+            "exception_id": i.exception_id,
+            "input_hash": self.input_hash,
+            "tenant_id": i.tenant_id,
+            "order_id": i.order_id,
+            "stage": i.stage,
+            "exception_status": i.status,
+            "severity": i.severity,
+            "label": d.label,
+            "ops_note": d.ops_note,
+            "client_note": d.client_note,
+            "confidence": d.confidence,
+            "generator": self.generator,
+            "status": self.status,
+            "status_detail": self.status_detail,
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "tokens": self.tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_estimate": self.cost_estimate,
+            "facts": json.dumps(i.facts, sort_keys=True),
         }
 
 
@@ -589,12 +742,13 @@ _UPSERT = sa.text(
     """
     insert into actions.exception_narratives
       (exception_id, input_hash, tenant_id, order_id, stage, exception_status, severity, label, ops_note,
-       client_note, confidence, generator, status, status_detail, model, prompt_version, tokens, prompt_tokens,
+       client_note, confidence, generator, status, status_detail, model, prompt_version, tokens,
+       prompt_tokens,
        completion_tokens, cost_estimate, facts)
     values
-      (:exception_id, :input_hash, :tenant_id, :order_id, :stage, :exception_status, :severity, :label, :ops_note,
-       :client_note, :confidence, :generator, :status, :status_detail, :model, :prompt_version, :tokens,
-       :prompt_tokens, :completion_tokens, :cost_estimate, cast(:facts as jsonb))
+      (:exception_id, :input_hash, :tenant_id, :order_id, :stage, :exception_status, :severity, :label,
+       :ops_note, :client_note, :confidence, :generator, :status, :status_detail, :model, :prompt_version,
+       :tokens, :prompt_tokens, :completion_tokens, :cost_estimate, cast(:facts as jsonb))
     on conflict (exception_id, input_hash) do update set
        label = excluded.label, ops_note = excluded.ops_note, client_note = excluded.client_note,
        confidence = excluded.confidence, generator = excluded.generator, status = excluded.status,
@@ -612,9 +766,17 @@ def _is_transient(status: str) -> bool:
 class NarrativeWriter:
     """Writes narratives for a batch of exceptions. ``llm`` None = templates only (``status = template``)."""
 
-    def __init__(self, engine: sa.Engine, ref: NarrativeReference, prompt: Prompt, *, llm: LLMClient | None = None,
-                 budget: TokenBudget | None = None, breaker: CircuitBreaker | None = None,
-                 log_fn: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        engine: sa.Engine,
+        ref: NarrativeReference,
+        prompt: Prompt,
+        *,
+        llm: LLMClient | None = None,
+        budget: TokenBudget | None = None,
+        breaker: CircuitBreaker | None = None,
+        log_fn: Callable[[str], None] | None = None,
+    ):
         self.engine = engine
         self.ref = ref
         self.prompt = prompt
@@ -643,11 +805,24 @@ class NarrativeWriter:
             ).all()
         return {(r[0], r[1]): r[2] for r in rows}
 
-    def _fallback(self, item: ExceptionFacts, digest: str, code: str, detail: str | None, **extra) -> NarrativeRow:
-        return NarrativeRow(item, digest, template_narrative(item, self.ref), "template", f"fallback:{code}",
-                            detail, model=self.model, prompt_version=self.prompt.version, **extra)
+    def _fallback(
+        self, item: ExceptionFacts, digest: str, code: str, detail: str | None, **extra
+    ) -> NarrativeRow:
+        return NarrativeRow(
+            item,
+            digest,
+            template_narrative(item, self.ref),
+            "template",
+            f"fallback:{code}",
+            detail,
+            model=self.model,
+            prompt_version=self.prompt.version,
+            **extra,
+        )
 
-    def _generate(self, item: ExceptionFacts, digest: str, system: str, user: str, reserved: int) -> NarrativeRow:
+    def _generate(
+        self, item: ExceptionFacts, digest: str, system: str, user: str, reserved: int
+    ) -> NarrativeRow:
         assert self.llm is not None
         if self.breaker is not None and not self.breaker.allow():
             if self.budget:
@@ -678,10 +853,23 @@ class NarrativeWriter:
             row = self._fallback(item, digest, exc.code, exc.detail, **usage)
             row.model = completion.model
             return row
-        draft = Draft(label=out.label, ops_note=out.ops_note, client_note=out.client_note,
-                      confidence=round(out.confidence, 3))
-        return NarrativeRow(item, digest, draft, "llm", "ok", None, model=completion.model,
-                            prompt_version=self.prompt.version, **usage)
+        draft = Draft(
+            label=out.label,
+            ops_note=out.ops_note,
+            client_note=out.client_note,
+            confidence=round(out.confidence, 3),
+        )
+        return NarrativeRow(
+            item,
+            digest,
+            draft,
+            "llm",
+            "ok",
+            None,
+            model=completion.model,
+            prompt_version=self.prompt.version,
+            **usage,
+        )
 
     def run(self, items: list[ExceptionFacts]) -> NarrativeSummary:
         summary = NarrativeSummary(exceptions=len(items))
@@ -696,23 +884,41 @@ class NarrativeWriter:
             todo.append((item, digest))
         if self.llm is None:
             for item, digest in todo:
-                self._write(NarrativeRow(item, digest, template_narrative(item, self.ref), "template", "template",
-                                         "no LLM configured (E2A_LLM_MODEL and E2A_LLM_BASE_URL/API_KEY unset)"),
-                            summary)
+                self._write(
+                    NarrativeRow(
+                        item,
+                        digest,
+                        template_narrative(item, self.ref),
+                        "template",
+                        "template",
+                        "no LLM configured (E2A_LLM_MODEL and E2A_LLM_BASE_URL/API_KEY unset)",
+                    ),
+                    summary,
+                )
             return summary
         # Budget is reserved here, in priority order, so critical and major exceptions get it first; the calls
         # then run on a bounded pool (the client bounds concurrency too).
         with ThreadPoolExecutor(max_workers=max(1, self.llm.config.concurrency)) as pool:
             futures = []
             for item, digest in todo:
-                system, user = self.prompt.render(facts=item.facts, allowed_labels=self.ref.labels_for(item.stage),
-                                                  limits=LIMITS)
+                system, user = self.prompt.render(
+                    facts=item.facts, allowed_labels=self.ref.labels_for(item.stage), limits=LIMITS
+                )
                 reserved = estimate_tokens(system + user) + self.prompt.max_tokens
                 if self.budget is not None and not self.budget.reserve(item.tenant_id, reserved):
-                    self._write(self._fallback(item, digest, "budget_exhausted",
-                                               f"daily token budget of tenant {item.tenant_id} used up"), summary)
+                    self._write(
+                        self._fallback(
+                            item,
+                            digest,
+                            "budget_exhausted",
+                            f"daily token budget of tenant {item.tenant_id} used up",
+                        ),
+                        summary,
+                    )
                     continue
-                futures.append((pool.submit(self._generate, item, digest, system, user, reserved), item, digest))
+                futures.append(
+                    (pool.submit(self._generate, item, digest, system, user, reserved), item, digest)
+                )
             for future, item, digest in futures:
                 try:
                     row = future.result()
@@ -729,8 +935,11 @@ class NarrativeWriter:
 
 
 def exceptions_table_exists(conn: sa.Connection, schema: str = "marts") -> bool:
-    return bool(conn.execute(sa.text("select to_regclass(:t) is not null"),
-                             {"t": f"{_schema(schema)}.fct_sla_exceptions"}).scalar_one())
+    return bool(
+        conn.execute(
+            sa.text("select to_regclass(:t) is not null"), {"t": f"{_schema(schema)}.fct_sla_exceptions"}
+        ).scalar_one()
+    )
 
 
 def run_narratives(
@@ -760,10 +969,17 @@ def run_narratives(
         client = LLMClient(config, sleep=sleep) if sleep else LLMClient(config)
         zones = {t: r["time_zone"] for t, r in ref.tenants.items()}
         budget = TokenBudget(engine, config.daily_tokens, zones, clock)
-        breaker = CircuitBreaker(engine, config.breaker_key, threshold=config.breaker_threshold,
-                                 cooldown_s=config.breaker_cooldown_s, clock=clock)
+        breaker = CircuitBreaker(
+            engine,
+            config.breaker_key,
+            threshold=config.breaker_threshold,
+            cooldown_s=config.breaker_cooldown_s,
+            clock=clock,
+        )
     try:
-        writer = NarrativeWriter(engine, ref, prompt, llm=client, budget=budget, breaker=breaker, log_fn=log_fn)
+        writer = NarrativeWriter(
+            engine, ref, prompt, llm=client, budget=budget, breaker=breaker, log_fn=log_fn
+        )
         return writer.run(items)
     finally:
         if client is not None:

@@ -1,7 +1,8 @@
-"""Prompt templates in ``prompts/``: Jinja2, one file per prompt, a YAML front matter with at least ``version``.
+"""Prompt templates in ``prompts/``: Jinja2, one file per prompt, a YAML front matter with at least
+``version``.
 
-A template renders twice, with ``part = "system"`` and ``part = "user"``. Prompts receive structured facts only
-(see ``narratives.exception_facts``), never raw event payloads."""
+A template renders twice, with ``part = "system"`` and ``part = "user"``. Prompts receive structured facts
+only (see ``narratives.load_exception_facts``), never raw event payloads."""
 
 from __future__ import annotations
 
@@ -49,9 +50,12 @@ class Prompt:
 
     def render(self, **context) -> tuple[str, str]:
         """(system message, user message)."""
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
-        env.filters["tojson"] = lambda value, indent=None: json.dumps(value, indent=indent, ensure_ascii=False,
-                                                                      sort_keys=True)
+        env = jinja2.Environment(
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+        )
+        env.filters["tojson"] = lambda value, indent=None: json.dumps(
+            value, indent=indent, ensure_ascii=False, sort_keys=True
+        )
         template = env.from_string(self.source)
         system = template.render(part="system", **context).strip()
         user = template.render(part="user", **context).strip()

@@ -35,10 +35,16 @@ def test_broken_copy_reports_each_fault_with_file_and_line(tmp_path, capsys):
     _edit(seeds / "warehouses.csv", 3, "16:00,12:00", "16:00,17:00")
     _edit(seeds / "sla_policies.csv", 2, "pick,duration,120,", "pick,duration,0,")
     _edit(seeds / "sla_policies.csv", 3, ",180,30,60,240,", ",180,30,300,240,")
-    _append(seeds / "sla_policies.csv", "acme_pick,3,acme,*,*,*,pick,duration,80,30,60,240,"
-            "2026-09-01T00:00:00-04:00,9999-12-31T00:00:00+00:00,Overlaps version 2")
-    _append(seeds / "sla_policies.csv", "xx_pack,1,acme,XX9,*,*,pack,duration,60,30,60,240,"
-            "2026-01-01T00:00:00+00:00,9999-12-31T00:00:00+00:00,Unknown warehouse")
+    _append(
+        seeds / "sla_policies.csv",
+        "acme_pick,3,acme,*,*,*,pick,duration,80,30,60,240,"
+        "2026-09-01T00:00:00-04:00,9999-12-31T00:00:00+00:00,Overlaps version 2",
+    )
+    _append(
+        seeds / "sla_policies.csv",
+        "xx_pack,1,acme,XX9,*,*,pack,duration,60,30,60,240,"
+        "2026-01-01T00:00:00+00:00,9999-12-31T00:00:00+00:00,Unknown warehouse",
+    )
     _edit(seeds / "rate_cards.csv", 3, ",2.25,1001,", ",2.25,900,")
     _edit(seeds / "rate_cards.csv", 4, ",0.35,", ",-0.35,")
     _edit(seeds / "rate_cards.csv", 9, ",EUR,", ",USD,")
@@ -61,8 +67,10 @@ def test_broken_copy_reports_each_fault_with_file_and_line(tmp_path, capsys):
 
     assert main(["lint", "--seeds", str(seeds)]) == 1
     out = capsys.readouterr().out
-    assert "seeds/warehouses.csv:2: error: [invalid_time_zone] time_zone = 'America/New_Yrok' is not an IANA " \
-           "time zone (fix: use an IANA name such as America/New_York or Europe/Berlin)" in out
+    assert (
+        "seeds/warehouses.csv:2: error: [invalid_time_zone] time_zone = 'America/New_Yrok' is not an IANA "
+        "time zone (fix: use an IANA name such as America/New_York or Europe/Berlin)" in out
+    )
     assert "seeds/sla_policies.csv:7: error: [overlapping_range]" in out and "10 error(s)" in out
 
 
@@ -70,10 +78,16 @@ def test_gaps_in_default_policies_are_errors_and_in_overrides_warnings(tmp_path)
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS_DIR, seeds)
     _edit(seeds / "sla_policies.csv", 5, "9999-12-31T00:00:00+00:00", "2026-01-01T00:00:00+00:00")
-    _append(seeds / "sla_policies.csv", "default_deliver,2,*,*,*,*,deliver,transit_days,,0,1440,2880,"
-            "2026-02-01T00:00:00+00:00,9999-12-31T00:00:00+00:00,After a gap")
+    _append(
+        seeds / "sla_policies.csv",
+        "default_deliver,2,*,*,*,*,deliver,transit_days,,0,1440,2880,"
+        "2026-02-01T00:00:00+00:00,9999-12-31T00:00:00+00:00,After a gap",
+    )
     _edit(seeds / "sla_policies.csv", 6, "9999-12-31T00:00:00+00:00", "2026-07-01T00:00:00-04:00")
-    _append(seeds / "sla_policies.csv", "acme_pick,3,acme,*,*,*,pick,duration,80,30,60,240,"
-            "2026-08-01T00:00:00-04:00,9999-12-31T00:00:00+00:00,After a gap")
+    _append(
+        seeds / "sla_policies.csv",
+        "acme_pick,3,acme,*,*,*,pick,duration,80,30,60,240,"
+        "2026-08-01T00:00:00-04:00,9999-12-31T00:00:00+00:00,After a gap",
+    )
     found = {(f.line, f.severity, f.code) for f in lint_seeds(seeds)}
     assert found == {(7, "error", "gapped_range"), (8, "warning", "gapped_range")}

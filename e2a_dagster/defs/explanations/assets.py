@@ -12,7 +12,7 @@ SLA_EXCEPTIONS = dg.AssetKey(["marts", "fct_sla_exceptions"])
 
 class NarrativesConfig(dg.Config):
     marts_schema: str = "marts"
-    """Schema holding fct_sla_exceptions, fct_sla_evaluations and fct_orders (another one for scratch runs)."""
+    """Schema holding fct_sla_exceptions, fct_sla_evaluations and fct_orders (another for scratch runs)."""
 
 
 @dg.asset(
@@ -32,8 +32,14 @@ def exception_narratives(
         context.log.info("no LLM configured (E2A_LLM_*): writing template narratives")
     summary = run_narratives(database.engine, llm_config, schema=config.marts_schema, log_fn=context.log.info)
     preview = [
-        {"exception": r.item.exception_id[:12], "order": r.item.order_id, "stage": r.item.stage,
-         "status": r.status, "label": r.draft.label, "client note": r.draft.client_note[:80]}
+        {
+            "exception": r.item.exception_id[:12],
+            "order": r.item.order_id,
+            "stage": r.item.stage,
+            "status": r.status,
+            "label": r.draft.label,
+            "client note": r.draft.client_note[:80],
+        }
         for r in summary.rows[:10]
     ]
     return dg.MaterializeResult(
@@ -61,22 +67,42 @@ def exception_narratives(
         dg.AssetCheckSpec("reference_data_has_no_lint_errors", asset=["ops", "policy_lint"], blocking=True),
         dg.AssetCheckSpec("reference_data_has_no_lint_warnings", asset=["ops", "policy_lint"]),
     ],
-    description="Deterministic lint of seeds/ (`e2a lint`): overlapping or gapped ranges, unknown references, "
-    "time zones, cutoffs, allowances, severity thresholds, tiers, rates, currencies.",
+    description="Deterministic lint of seeds/ (`e2a lint`): overlapping or gapped ranges, unknown "
+    "references, time zones, cutoffs, allowances, severity thresholds, tiers, rates, currencies.",
 )
 def policy_lint(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     findings = lint_seeds()
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
-    table = markdown_table([{"where": f"{f.file}:{f.line}", "severity": f.severity, "code": f.code,
-                             "message": f.message, "fix": f.hint} for f in findings]) if findings else "_clean_"
+    table = (
+        markdown_table(
+            [
+                {
+                    "where": f"{f.file}:{f.line}",
+                    "severity": f.severity,
+                    "code": f.code,
+                    "message": f.message,
+                    "fix": f.hint,
+                }
+                for f in findings
+            ]
+        )
+        if findings
+        else "_clean_"
+    )
     return dg.MaterializeResult(
         metadata={"errors": len(errors), "warnings": len(warnings), "findings": dg.MetadataValue.md(table)},
         check_results=[
-            dg.AssetCheckResult(check_name="reference_data_has_no_lint_errors", passed=not errors,
-                                metadata={"errors": len(errors), "first": errors[0].format() if errors else ""}),
-            dg.AssetCheckResult(check_name="reference_data_has_no_lint_warnings", passed=not warnings,
-                                severity=dg.AssetCheckSeverity.WARN,
-                                metadata={"warnings": len(warnings)}),
+            dg.AssetCheckResult(
+                check_name="reference_data_has_no_lint_errors",
+                passed=not errors,
+                metadata={"errors": len(errors), "first": errors[0].format() if errors else ""},
+            ),
+            dg.AssetCheckResult(
+                check_name="reference_data_has_no_lint_warnings",
+                passed=not warnings,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"warnings": len(warnings)},
+            ),
         ],
     )
