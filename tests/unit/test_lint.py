@@ -91,3 +91,28 @@ def test_gaps_in_default_policies_are_errors_and_in_overrides_warnings(tmp_path)
     )
     found = {(f.line, f.severity, f.code) for f in lint_seeds(seeds)}
     assert found == {(7, "error", "gapped_range"), (8, "warning", "gapped_range")}
+
+
+def test_ai_review_parses_suggestions_and_scenarios_from_the_model():
+    import json
+
+    from e2a_dagster.lib.lint_ai import ai_review
+    from e2a_dagster.lib.llm import LLMConfig
+    from tests.fake_llm import FakeLLM
+
+    answer = {
+        "suggestions": [{"file": "seeds/sla_policies.csv", "line": 6, "message": "acme pick is tighter"}],
+        "scenarios": [{"name": "after cutoff", "tenant_id": "acme", "warehouse_id": "NJ1",
+                       "as_of": "2026-03-03T18:00:00-05:00",
+                       "events": [{"event_type": "order_paid", "occurred_at": "2026-03-02T15:00:00-05:00"}],
+                       "expected": {"ship": "overdue"}}],
+    }
+    with FakeLLM(default=lambda r: ("reply", json.dumps(answer))) as fake:
+        cfg = LLMConfig(model="fake", base_url=fake.url, max_retries=0)
+        review = ai_review(cfg, [])
+        assert "sla_policies.csv" in fake.requests[0]["messages"][1]["content"]
+        fake.default = lambda r: ("reply", "no JSON here")
+        broken = ai_review(cfg, [])
+    assert review.status == "ok" and review.suggestions[0]["line"] == 6
+    assert review.scenarios[0].expected == {"ship": "overdue"} and review.tokens == 200
+    assert (broken.status, broken.scenarios) == ("invalid_json", [])
