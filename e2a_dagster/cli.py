@@ -378,6 +378,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lint(args: argparse.Namespace) -> int:
+    from e2a_dagster.lib.lint_cli import lint_command
+
+    return lint_command(Path(args.seeds) if args.seeds else None, ai=args.ai, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="e2a", description="E²A: SLA radar + invoice guard for 3PL warehouses")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -429,6 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--orders-per-hour", type=float, default=120.0, help="--live: order intake")
     sim.add_argument("--interval", type=float, default=2.0, help="--live: seconds between writes")
     sim.set_defaults(func=cmd_simulate)
+
+    lint = sub.add_parser("lint", help="lint the reference data in seeds/ (file:line, fix hints)")
+    lint.add_argument("--seeds", help="the seeds folder to lint (default: the project's seeds/)")
+    lint.add_argument("--ai", action="store_true", help="add LLM suggestions and executed test scenarios")
+    lint.add_argument("--json", action="store_true", help="print the findings as JSON")
+    lint.set_defaults(func=cmd_lint)
     return parser
 
 

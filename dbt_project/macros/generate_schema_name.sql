@@ -2,11 +2,15 @@
     Use a model's custom schema name verbatim (`marts`, not `public_marts`), so the
     schemas of DESIGN §7 are the same in every environment. Nodes without a custom
     schema (tests, ad-hoc models) go to the target schema.
+    The var `e2a_schema_prefix` (default empty) builds everything into `<prefix>_<schema>`
+    instead: scratch copies of the pipeline (lint scenarios) that never touch the real schemas.
 -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
-    {%- if custom_schema_name is none -%}
-        {{ target.schema }}
+    {%- set prefix = var('e2a_schema_prefix', '') | string | trim -%}
+    {%- set name = target.schema if custom_schema_name is none else custom_schema_name | trim -%}
+    {%- if prefix -%}
+        {{ prefix }}_{{ name }}
     {%- else -%}
-        {{ custom_schema_name | trim }}
+        {{ name }}
     {%- endif -%}
 {%- endmacro %}

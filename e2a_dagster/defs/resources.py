@@ -12,6 +12,7 @@ from pydantic import PrivateAttr
 
 from e2a_dagster.lib.database import ConnectionInfo, make_engine, resolve_connection
 from e2a_dagster.lib.dbt import dbt_executable
+from e2a_dagster.lib.llm import LLMConfig, config_from_env
 from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.schema import migrate
 from e2a_dagster.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
@@ -68,6 +69,16 @@ class LandingZone(dg.ConfigurableResource):
         return Reference.load()
 
 
+class LLM(dg.ConfigurableResource):
+    """The OpenAI-compatible LLM behind explanations, configured from ``E2A_LLM_*`` when a run asks for it.
+
+    Optional by design: unset, ``config()`` is None and narratives come from templates (``generator =
+    template``). The key is never logged or stored."""
+
+    def config(self) -> LLMConfig | None:
+        return config_from_env()
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
@@ -75,6 +86,7 @@ def resources() -> dg.Definitions:
             "database": Database(),
             "landing": LandingZone(),
             "shopify": ShopifyShop(),
+            "llm": LLM(),
             "dbt": DbtCliResource(
                 project_dir=dbt_project, profiles_dir=os.fspath(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
             ),

@@ -111,6 +111,70 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        3,
+        "exception narratives, LLM token budget and circuit breaker",
+        [
+            """
+            create table if not exists actions.exception_narratives (
+                exception_id      text        not null,
+                input_hash        text        not null,
+                tenant_id         text        not null,
+                order_id          text        not null,
+                stage             text        not null,
+                exception_status  text        not null,
+                severity          text,
+                label             text        not null,
+                ops_note          text        not null,
+                client_note       text        not null,
+                confidence        numeric(4, 3) check (confidence between 0 and 1),
+                generator         text        not null check (generator in ('llm', 'template')),
+                status            text        not null,
+                status_detail     text,
+                model             text,
+                prompt_version    text        not null,
+                tokens            integer,
+                prompt_tokens     integer,
+                completion_tokens integer,
+                cost_estimate     numeric(14, 6),
+                facts             jsonb       not null,
+                created_at        timestamptz not null default now(),
+                primary key (exception_id, input_hash)
+            )
+            """,
+            "create index if not exists exception_narratives_tenant_idx "
+            "on actions.exception_narratives (tenant_id, created_at)",
+            """
+            create or replace view actions.exception_narratives_current as
+            select distinct on (exception_id) *
+            from actions.exception_narratives
+            order by exception_id, created_at desc
+            """,
+            """
+            create table if not exists ops.llm_budget (
+                tenant_id     text    not null,
+                budget_date   date    not null,
+                tokens_limit  bigint  not null,
+                tokens_used   bigint  not null default 0,
+                calls         integer not null default 0,
+                refused       integer not null default 0,
+                updated_at    timestamptz not null default now(),
+                primary key (tenant_id, budget_date)
+            )
+            """,
+            """
+            create table if not exists ops.llm_breaker (
+                breaker_key          text primary key,
+                state                text        not null default 'closed'
+                                     check (state in ('closed', 'open', 'half_open')),
+                consecutive_failures integer     not null default 0,
+                opened_at            timestamptz,
+                last_error           text,
+                updated_at           timestamptz not null default now()
+            )
+            """,
+        ],
+    ),
 ]
 
 
