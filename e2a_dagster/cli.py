@@ -104,7 +104,7 @@ def configured_assets(definitions) -> list:
         ShopifyConfig.from_env(os.environ)
     except ShopifyConfigError:
         skip.add(dg.AssetKey(["raw", "shopify_orders"]))
-    return [key for key in definitions.resolve_asset_graph().get_all_asset_keys() if key not in skip]
+    return [key for key in definitions.resolve_asset_graph().materializable_asset_keys if key not in skip]
 
 
 def _summary(info: ConnectionInfo, started: datetime) -> list[dict]:
