@@ -31,7 +31,11 @@ def test_rendered_prompts_carry_no_customer_pii(engine, reference, events_dir, u
     Faker.seed(6)
     sim = Simulator(reference, seed=6)
     start = datetime.fromisoformat("2026-03-02T08:00:00-05:00")
-    timelines = list(sim.orders(30, start, start + timedelta(days=5)))
+    timelines = [
+        order.events
+        for order in sim.orders(40, start, start + timedelta(days=5))
+        if order.channel == "landing" and any(e.record["event_type"] == "order_paid" for e in order.events)
+    ][:30]
     pii: list[str] = []
     records = []
     for n, timeline in enumerate(timelines):
@@ -43,10 +47,8 @@ def test_rendered_prompts_carry_no_customer_pii(engine, reference, events_dir, u
             "city": fake.city(),
         }
         pii += [person["name"], person["email"], person["phone"], person["address"]]
-        for event in timeline:
-            record = dict(
-                event.record, order_id=f"P{uid}-{n}", event_id=f"P{uid}-{n}-{event.record['event_type']}"
-            )
+        for i, event in enumerate(timeline):
+            record = dict(event.record, order_id=f"P{uid}-{n}", event_id=f"P{uid}-{n}-{i}")
             record.update(
                 customer_name=person["name"],
                 customer_email=person["email"],
