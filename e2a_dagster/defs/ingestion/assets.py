@@ -1,7 +1,5 @@
 """Ingestion of the landing zone into ``raw.order_events``."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from e2a_dagster.defs.resources import Database, LandingZone
