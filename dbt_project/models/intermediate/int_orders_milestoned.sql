@@ -49,7 +49,7 @@ previous as (
 changed_orders as (
     select distinct tenant_id, order_id
     from {{ ref('stg_landing__order_events') }}
-    where ingested_at >= (select ingested_watermark from previous)
+    where ingested_at > (select ingested_watermark from previous)
        or (occurred_at > (select as_of from previous) and occurred_at <= {{ as_of_timestamp() }})
 ),
 {%- endif %}
