@@ -69,7 +69,10 @@ def run_pipeline(as_of: str | None = None, *, asset_selection=None, raise_on_err
 
     definitions = _load_defs()
     job = definitions.resolve_implicit_global_asset_job_def()
-    run_config = {"ops": {"e2a_dbt_models": {"config": {"as_of": as_of}}}} if as_of else {}
+    # The dbt assets may run as several steps (e2a_dbt_models, e2a_dbt_models_2, ...: the calendar asset sits
+    # between the seeds and the models): every one of them evaluates at the same as_of.
+    dbt_steps = [n.name for n in job.graph.nodes if n.name.split("_")[:3] == ["e2a", "dbt", "models"]]
+    run_config = {"ops": {name: {"config": {"as_of": as_of}} for name in dbt_steps}} if as_of else {}
     with dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
             run_config=run_config,
@@ -111,10 +114,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_pipeline(args.as_of)
     failed_steps = [e.step_key for e in result.all_events if e.is_step_failure]
     failed_checks = [
-        e.event_specific_data.asset_check_evaluation.check_name  # type: ignore[union-attr]
+        e.event_specific_data.check_name  # type: ignore[union-attr]
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and not e.event_specific_data.asset_check_evaluation.passed  # type: ignore[union-attr]
+        and not e.event_specific_data.passed  # type: ignore[union-attr]
     ]
     print(text_table(_summary(info, started)))
     if failed_checks:

@@ -1,4 +1,4 @@
-"""The warehouse business calendar, written by Python and read by dbt as the source ``calendar.warehouse_calendar``."""
+"""The warehouse business calendar: written by Python, read by dbt as the source ``calendar.warehouse_calendar``."""
 
 import csv
 import hashlib
