@@ -5,8 +5,8 @@ is a longer one ending now): a fresh database, the simulator's history ingested 
 path, the warehouse calendar, then
   - full_build_s:    `dbt run` of the SLA models from scratch (--full-refresh),
   - refresh_s:       `dbt run` of the same models, live (as_of = now), after 1,000 new events were ingested,
-  - refresh_build_s: the same refresh as `dbt build` (models + their data tests and unit tests), for reference.
-Prints JSON; the baseline is the smallest size of the same run (ratio = refresh at size / refresh at baseline).
+  - refresh_build_s: the same refresh as `dbt build` (models + data tests + unit tests), for reference.
+Prints JSON; the baseline is the smallest size of the same run (ratio = refresh / baseline refresh).
 Targets (issue 3): refresh at 1M <= 1.5 x refresh at 100k; full build at 1M < 300 s.
 
     .venv/bin/python benchmarks/sla.py [--sizes 100000 1000000] [--rate 2740]
