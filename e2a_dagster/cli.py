@@ -83,7 +83,10 @@ def run_pipeline(
         asset_selection = configured_assets(definitions)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if as_of:
-        run_config["ops"] = {"e2a_dbt_models": {"config": {"as_of": as_of}}}
+        # The dbt assets may run as several steps (e2a_dbt_models, e2a_dbt_models_2, ...: the calendar asset
+        # sits between the seeds and the models): every one of them evaluates at the same as_of.
+        dbt_steps = [n.name for n in job.graph.nodes if n.name.split("_")[:3] == ["e2a", "dbt", "models"]]
+        run_config["ops"] = {name: {"config": {"as_of": as_of}} for name in dbt_steps}
     with dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
             run_config=run_config,
@@ -160,7 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed_checks = [
         e.event_specific_data.check_name  # type: ignore[union-attr]
         for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed  # type: ignore[union-attr]
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and not e.event_specific_data.passed  # type: ignore[union-attr]
     ]
     print(text_table(_summary(info, started)))
     if failed_checks:

@@ -175,6 +175,33 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        4,
+        "warehouse calendar (written by the calendar asset); occurred_at index for incremental SLA builds",
+        [
+            """
+            create table if not exists reference.warehouse_calendar (
+                warehouse_id            text        not null,
+                local_date              date        not null,
+                time_zone               text        not null,
+                is_business_day         boolean     not null,
+                open_at                 timestamptz,
+                close_at                timestamptz,
+                cutoff_at               timestamptz,
+                day_start_at            timestamptz not null,
+                day_end_at              timestamptz not null,
+                is_public_holiday       boolean     not null,
+                is_carrier_business_day boolean     not null,
+                holiday_name            text,
+                exception_reason        text,
+                primary key (warehouse_id, local_date),
+                check (is_business_day = (open_at is not null and close_at is not null and cutoff_at is not null)),
+                check (open_at < close_at and open_at <= cutoff_at and cutoff_at <= close_at)
+            )
+            """,
+            "create index if not exists order_events_occurred_idx on raw.order_events (occurred_at)",
+        ],
+    ),
 ]
 
 

@@ -9,6 +9,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
 from e2a_dagster.defs.resources import Database, dbt_project
+from e2a_dagster.lib.sla_metrics import METRICS_BY_MODEL
 
 
 class DbtBuildConfig(dg.Config):
@@ -37,4 +38,16 @@ def e2a_dbt_models(
     # A subset build (seeds only, SLA models only) runs the tests whose parents are all built or upstream, not
     # tests on models downstream that may not exist yet. dagster-dbt overrides this when checks are selected.
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
-    yield from dbt.cli(dbt_build_args(config.as_of), context=context).stream()
+    for event in dbt.cli(dbt_build_args(config.as_of), context=context).stream():
+        yield with_model_metrics(context, event, database)
+
+
+def with_model_metrics(context: dg.AssetExecutionContext, event, database: Database):
+    """Add the SLA figures (counts by status and severity) to the SLA marts' materializations."""
+    if not isinstance(event, dg.Output):
+        return event
+    key = context.asset_key_for_output(event.output_name)
+    metrics = METRICS_BY_MODEL.get(key.path[-1])
+    if metrics is None:
+        return event
+    return event.with_metadata({**event.metadata, **metrics(database.engine)})

@@ -1,3 +1,12 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'order_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    pre_hook="{{ reset_unless_live_incremental() }}",
+    indexes=[{'columns': ['tenant_id', 'order_id'], 'unique': True}],
+    tags=['sla'],
+) }}
 -- One row per order (tenant_id, order_id) with its milestones as of `as_of` (DESIGN §7).
 select
     cast(tenant_id as text) as tenant_id,
@@ -20,5 +29,11 @@ select
     cast(tracking_number as text) as tracking_number,
     cancelled_at is not null as is_cancelled,
     cast(event_count as bigint) as event_count,
-    cast(last_event_at as timestamptz) as last_event_at
+    cast(last_event_at as timestamptz) as last_event_at,
+    cast(as_of as timestamptz) as as_of,
+    cast(as_of_is_pinned as boolean) as as_of_is_pinned
 from {{ ref('int_orders_milestoned') }}
+{%- if is_live_incremental() %}
+-- live incremental build: the orders int_orders_milestoned recomputed since this table's last build
+where as_of > (select max(as_of) from {{ this }})
+{%- endif %}

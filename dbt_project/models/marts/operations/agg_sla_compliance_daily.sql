@@ -1,0 +1,77 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'warehouse_id', 'stage', 'due_local_date'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    pre_hook="{{ reset_unless_live_incremental() }}",
+    indexes=[{'columns': ['tenant_id', 'warehouse_id', 'stage', 'due_local_date'], 'unique': True}],
+    tags=['sla'],
+) }}
+-- SLA compliance per tenant, warehouse, stage and local due date (warehouse time zone). A stage counts once
+-- it is due (due_at <= as_of) and not cancelled: met, or late/overdue. Live incremental builds recompute the
+-- days touched by re-evaluated stages and the days around as_of (a day's stages become due as time passes).
+{%- set as_of = as_of_timestamp() %}
+
+with
+{%- if is_live_incremental() %}
+affected_days as (
+    select tenant_id, warehouse_id, stage, due_local_date
+    from {{ ref('fct_sla_evaluations') }}
+    where as_of > (select max(as_of) from {{ this }})
+    union
+    select tenant_id, warehouse_id, stage, due_local_date
+    from {{ ref('fct_sla_evaluations') }}
+    where due_local_date >= cast((select max(as_of) from {{ this }}) as date) - 2
+),
+
+evaluations as (
+    select evaluations.*
+    from {{ ref('fct_sla_evaluations') }} as evaluations
+    inner join affected_days
+        on evaluations.tenant_id = affected_days.tenant_id
+        and evaluations.warehouse_id = affected_days.warehouse_id
+        and evaluations.stage = affected_days.stage
+        and evaluations.due_local_date = affected_days.due_local_date
+),
+{%- else %}
+evaluations as (
+    select * from {{ ref('fct_sla_evaluations') }}
+),
+{%- endif %}
+
+counted as (
+    select
+        tenant_id,
+        warehouse_id,
+        stage,
+        due_local_date,
+        count(*) filter (where is_due) as due_count,
+        count(*) filter (where is_due and status = 'met') as met_count,
+        count(*) filter (where is_due and status in ('late', 'overdue')) as late_count,
+        count(*) filter (where is_due and status = 'overdue') as overdue_count,
+        count(*) filter (where status = 'cancelled') as cancelled_count
+    from (
+        select
+            evaluations.*,
+            status in ('met', 'late', 'overdue') and due_at <= {{ as_of }} as is_due
+        from evaluations
+        where due_local_date is not null
+    ) as flagged
+    group by tenant_id, warehouse_id, stage, due_local_date
+)
+
+select
+    cast(tenant_id as text) as tenant_id,
+    cast(warehouse_id as text) as warehouse_id,
+    cast(stage as text) as stage,
+    cast(due_local_date as date) as due_local_date,
+    cast(due_count as integer) as due_count,
+    cast(met_count as integer) as met_count,
+    cast(late_count as integer) as late_count,
+    cast(overdue_count as integer) as overdue_count,
+    cast(cancelled_count as integer) as cancelled_count,
+    cast(case when due_count > 0 then round(100.0 * met_count / due_count, 2) end as numeric(5, 2))
+        as compliance_pct,
+    cast({{ as_of }} as timestamptz) as as_of,
+    cast({{ as_of_is_pinned() }} as boolean) as as_of_is_pinned
+from counted

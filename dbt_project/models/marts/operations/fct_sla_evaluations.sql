@@ -1,0 +1,110 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'order_id', 'stage'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    pre_hook="{{ reset_unless_live_incremental() }}",
+    indexes=[
+        {'columns': ['tenant_id', 'order_id', 'stage'], 'unique': True},
+        {'columns': ['status']},
+        {'columns': ['as_of']},
+        {'columns': ['due_local_date']},
+    ],
+    tags=['sla'],
+) }}
+-- One row per (order, stage) whose clock has started, evaluated at as_of (DESIGN §5, §7).
+-- Live incremental builds re-evaluate the stages recomputed upstream and every stage still running
+-- (on_track / at_risk / overdue change with time alone); met, late and cancelled rows are final.
+{%- set as_of = as_of_timestamp() %}
+
+with
+{%- if is_live_incremental() %}
+changed as (
+    select tenant_id, order_id, stage
+    from {{ ref('int_order_stages_scheduled') }}
+    where as_of > (select max(as_of) from {{ this }})
+    union
+    select tenant_id, order_id, stage
+    from {{ this }}
+    where status in ('on_track', 'at_risk', 'overdue')
+),
+
+stages as (
+    select scheduled.*
+    from {{ ref('int_order_stages_scheduled') }} as scheduled
+    inner join changed
+        on scheduled.tenant_id = changed.tenant_id
+        and scheduled.order_id = changed.order_id
+        and scheduled.stage = changed.stage
+),
+{%- else %}
+stages as (
+    select * from {{ ref('int_order_stages_scheduled') }}
+),
+{%- endif %}
+
+statused as (
+    select
+        stages.*,
+        case
+            when due_at is null then null
+            when cancelled_at is not null and (ended_at is null or cancelled_at < ended_at) then 'cancelled'
+            when ended_at is not null and ended_at <= due_at then 'met'
+            when ended_at is not null then 'late'
+            when {{ as_of }} > due_at then 'overdue'
+            when {{ as_of }} >= {{ add_minutes('due_at', '-at_risk_minutes') }} then 'at_risk'
+            else 'on_track'
+        end as status
+    from stages
+),
+
+measured as (
+    select
+        statused.*,
+        case
+            when status = 'late' then round(cast(extract(epoch from ended_at - due_at) / 60 as numeric), 2)
+            when status = 'overdue' then round(cast(extract(epoch from {{ as_of }} - due_at) / 60 as numeric), 2)
+        end as minutes_late
+    from statused
+)
+
+select
+    cast(tenant_id as text) as tenant_id,
+    cast(order_id as text) as order_id,
+    cast(stage as text) as stage,
+    cast(warehouse_id as text) as warehouse_id,
+    cast(carrier as text) as carrier,
+    cast(service_level as text) as service_level,
+    cast(policy_id as text) as policy_id,
+    cast(policy_version as integer) as policy_version,
+    cast(rule as text) as rule,
+    cast(allowance_minutes as integer) as allowance_minutes,
+    cast(transit_days as integer) as transit_days,
+    cast(allowance_business_minutes as numeric(14, 4)) as allowance_business_minutes,
+    cast(hold_minutes as numeric(14, 4)) as hold_minutes,
+    cast(started_at as timestamptz) as started_at,
+    cast(due_at as timestamptz) as due_at,
+    cast(due_local_date as date) as due_local_date,
+    cast({{ add_minutes('due_at', '-at_risk_minutes') }} as timestamptz) as at_risk_at,
+    cast(ended_at as timestamptz) as ended_at,
+    cast(cancelled_at as timestamptz) as cancelled_at,
+    cast(status as text) as status,
+    cast(minutes_late as numeric(14, 2)) as minutes_late,
+    cast({{ sla_severity('minutes_late', 'major_after_minutes', 'critical_after_minutes') }} as text) as severity,
+    cast(case
+        when not (status in ('late', 'overdue', 'at_risk') or (status = 'cancelled' and cancelled_at > due_at))
+            then null
+        when stage = 'pick' then 'PICK_BACKLOG'
+        when stage = 'pack' then 'PACK_DELAY'
+        when stage = 'ship' and label_printed_at <= due_at then 'CARRIER_PICKUP_MISSED'
+        when stage = 'ship' then 'MISSED_CUTOFF'
+        when stage = 'deliver' and first_delivery_issue_at is not null then 'DELIVERY_EXCEPTION'
+        when stage = 'deliver' then 'CARRIER_TRANSIT_DELAY'
+        else 'UNKNOWN'
+    end as text) as reason_code,
+    cast(at_risk_minutes as integer) as at_risk_minutes,
+    cast(major_after_minutes as integer) as major_after_minutes,
+    cast(critical_after_minutes as integer) as critical_after_minutes,
+    cast({{ as_of }} as timestamptz) as as_of,
+    cast({{ as_of_is_pinned() }} as boolean) as as_of_is_pinned
+from measured

@@ -1,0 +1,63 @@
+"""The warehouse business calendar: written by Python, read by dbt as the source ``calendar.warehouse_calendar``."""
+
+import csv
+import hashlib
+from datetime import date
+
+import dagster as dg
+
+from e2a_dagster.defs.resources import Database
+from e2a_dagster.lib.calendar import calendar_days, calendar_window, data_range, write_calendar
+from e2a_dagster.lib.settings import SEEDS_DIR
+
+CALENDAR_SEEDS = ("warehouses.csv", "calendar_exceptions.csv")
+
+# Rebuild when the seeds it reads are re-loaded (eager on the seed assets), when the seed files or this code
+# change (code version = their hash), and daily because the window moves with the date.
+CALENDAR_AUTOMATION = (
+    dg.AutomationCondition.eager()
+    | dg.AutomationCondition.code_version_changed()
+    | dg.AutomationCondition.on_cron("5 0 * * *")
+)
+
+
+def _seed_rows(name: str) -> list[dict[str, str]]:
+    with (SEEDS_DIR / name).open(newline="", encoding="utf-8") as fh:
+        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _seeds_version() -> str:
+    digest = hashlib.sha256(b"calendar-v1")
+    for name in CALENDAR_SEEDS:
+        digest.update((SEEDS_DIR / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dg.asset(
+    key=["reference", "warehouse_calendar"],
+    deps=[dg.AssetKey(["reference", "warehouses"]), dg.AssetKey(["reference", "calendar_exceptions"])],
+    group_name="reference",
+    kinds={"python", "postgres"},
+    code_version=_seeds_version(),
+    automation_condition=CALENDAR_AUTOMATION,
+    description="Per warehouse and local date: business day or not, opening/closing/cutoff instants in the "
+    "warehouse's IANA zone, holiday name (holidays library + seeds/calendar_exceptions.csv).",
+)
+def warehouse_calendar(context: dg.AssetExecutionContext, database: Database) -> dg.MaterializeResult:
+    engine = database.engine
+    data_min, data_max = data_range(engine)
+    first, last = calendar_window(date.today(), data_min, data_max)
+    days = list(calendar_days(_seed_rows("warehouses.csv"), _seed_rows("calendar_exceptions.csv"), first, last))
+    count = write_calendar(engine, days)
+    business = sum(d.is_business_day for d in days)
+    context.log.info(f"warehouse calendar {first} .. {last}: {count} days, {business} business days")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": count,
+            "first_date": first.isoformat(),
+            "last_date": last.isoformat(),
+            "business_days": business,
+            "holidays_closed": sum(1 for d in days if d.is_public_holiday and not d.is_business_day),
+            "exception_days": sum(1 for d in days if d.exception_reason is not None),
+        }
+    )

@@ -1,0 +1,43 @@
+"""SLA wiring in the code location: refresh job, 5-minute schedule, calendar between seeds and models."""
+
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+
+@pytest.fixture(scope="module")
+def definitions():
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    from e2a_dagster.lib.dbt import parse_project
+
+    parse_project()
+    from e2a_dagster.definitions import defs
+
+    return defs()
+
+
+def test_refresh_schedule_runs_the_sla_models_every_five_minutes(definitions):
+    schedule = definitions.resolve_schedule_def("sla_refresh_schedule")
+    assert schedule.cron_schedule == "*/5 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    job = definitions.resolve_job_def("refresh_sla_job")
+    keys = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert {"marts/fct_sla_evaluations", "marts/fct_sla_exceptions", "marts/agg_sla_compliance_daily",
+            "intermediate/int_order_stages_scheduled", "intermediate/int_orders_milestoned"} <= keys
+    assert not any(key.startswith("reference/") and key != "reference/warehouse_calendar" for key in keys)
+
+
+def test_calendar_sits_between_the_seeds_and_the_models(definitions):
+    graph = definitions.resolve_asset_graph()
+    calendar = dg.AssetKey(["reference", "warehouse_calendar"])
+    seeds = {dg.AssetKey(["reference", "warehouses"]), dg.AssetKey(["reference", "calendar_exceptions"])}
+    assert seeds <= set(graph.get(calendar).parent_keys)
+    assert dg.AssetKey(["staging", "stg_calendar__warehouse_days"]) in graph.get(calendar).child_keys
+    assert graph.get(calendar).automation_condition is not None
+    # the global job splits the dbt op around the calendar; `e2a run --as-of` configures every dbt step
+    nodes = [n.name for n in definitions.resolve_implicit_global_asset_job_def().graph.nodes]
+    assert "reference__warehouse_calendar" in nodes
+    assert sum(n.startswith("e2a_dbt_models") for n in nodes) >= 2
