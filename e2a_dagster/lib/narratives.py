@@ -295,7 +295,9 @@ def load_exception_facts(
         conn.execute(
             sa.text(
                 f"""
-            select e.exception_id, e.tenant_id, e.order_id, e.stage, e.status, e.severity, e.reason_code,
+            select e.exception_id, e.tenant_id, e.order_id, e.stage,
+                   -- the SLA status (late / overdue / at_risk), not the exception's lifecycle (open, resolved)
+                   coalesce(v.status, e.status) as status, e.severity, e.reason_code,
                    e.opened_at, e.resolved_at, e.minutes_late,
                    v.policy_id, v.policy_version, v.started_at, v.due_at, v.ended_at,
                    o.warehouse_id, o.carrier, o.service_level
@@ -303,7 +305,8 @@ def load_exception_facts(
             left join {marts}.fct_sla_evaluations v
               on v.tenant_id = e.tenant_id and v.order_id = e.order_id and v.stage = e.stage
             left join {marts}.fct_orders o on o.tenant_id = e.tenant_id and o.order_id = e.order_id
-            where cast(:ids as text[]) is null or e.exception_id = any(cast(:ids as text[]))
+            where (cast(:ids as text[]) is null or e.exception_id = any(cast(:ids as text[])))
+              and coalesce(v.status, e.status) in ('late', 'overdue', 'at_risk')
             order by e.exception_id
             """
             ),
