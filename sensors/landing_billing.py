@@ -1,4 +1,4 @@
-"""``landing_billing_sensor``: new invoice files in ``<landing>/billing`` → one billing ingestion run per batch."""
+"""``landing_billing_sensor``: new invoice files in ``<landing>/billing`` → one ingestion run per batch."""
 
 from __future__ import annotations
 

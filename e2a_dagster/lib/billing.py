@@ -34,8 +34,18 @@ log = logging.getLogger(__name__)
 SOURCE = "billing"
 BILLING_SUFFIXES = (".csv",)
 FIELDS = (
-    "invoice_id", "tenant_id", "invoice_date", "period_start", "period_end", "line_id", "charge_code", "order_id",
-    "quantity", "unit_rate", "amount", "currency",
+    "invoice_id",
+    "tenant_id",
+    "invoice_date",
+    "period_start",
+    "period_end",
+    "line_id",
+    "charge_code",
+    "order_id",
+    "quantity",
+    "unit_rate",
+    "amount",
+    "currency",
 )
 # Charges of one order; MONTHLY_MINIMUM is a period charge (no order).
 ORDER_CHARGES = frozenset({"ORDER_FEE", "PICK_UNIT", "PACK_CARTON", "SHIPPING", "RETURN_FEE", "SLA_CREDIT"})
@@ -49,8 +59,21 @@ _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 
 # Column order of raw.invoice_lines as the loader writes it (COPY).
 COLUMNS = (
-    "invoice_id", "line_id", "content_hash", "tenant_id", "invoice_date", "period_start", "period_end",
-    "charge_code", "order_id", "quantity", "unit_rate", "amount", "currency", "payload", "file_name",
+    "invoice_id",
+    "line_id",
+    "content_hash",
+    "tenant_id",
+    "invoice_date",
+    "period_start",
+    "period_end",
+    "charge_code",
+    "order_id",
+    "quantity",
+    "unit_rate",
+    "amount",
+    "currency",
+    "payload",
+    "file_name",
     "line_number",
 )
 
@@ -74,9 +97,18 @@ class InvoiceLine:
     def content_hash(self) -> str:
         """Hash of the line's meaning (decimals normalised: ``2.5`` and ``2.50`` are the same line)."""
         parts = [
-            self.invoice_id, self.line_id, self.tenant_id, self.invoice_date.isoformat(),
-            self.period_start.isoformat(), self.period_end.isoformat(), self.charge_code, self.order_id or "",
-            _canonical(self.quantity), _canonical(self.unit_rate), _canonical(self.amount), self.currency,
+            self.invoice_id,
+            self.line_id,
+            self.tenant_id,
+            self.invoice_date.isoformat(),
+            self.period_start.isoformat(),
+            self.period_end.isoformat(),
+            self.charge_code,
+            self.order_id or "",
+            _canonical(self.quantity),
+            _canonical(self.unit_rate),
+            _canonical(self.amount),
+            self.currency,
         ]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
@@ -91,7 +123,7 @@ def _canonical(value: Decimal | None) -> str:
     return "0" if text in ("-0", "0") else text
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Validation
 
 
@@ -115,9 +147,12 @@ def _date(value: str, field: str) -> tuple[date | None, Fault | None]:
             if not _OFFSET.search(value):
                 return None, Fault(
                     "naive_timestamp",
-                    f"{field}: {value!r} is a timestamp without offset; send the tenant-local date (YYYY-MM-DD)",
+                    f"{field}: {value!r} is a timestamp without offset; "
+                    "send the tenant-local date (YYYY-MM-DD)",
                 )
-            return None, Fault("invalid_date", f"{field}: {value!r} is a timestamp; send the local date (YYYY-MM-DD)")
+            return None, Fault(
+                "invalid_date", f"{field}: {value!r} is a timestamp; send the local date (YYYY-MM-DD)"
+            )
         return None, Fault("invalid_date", f"{field}: {value!r} is not a date (YYYY-MM-DD)")
     try:
         return date.fromisoformat(value), None
@@ -129,10 +164,21 @@ def parse_line(record: dict[str, str], reference: Reference) -> InvoiceLine:
     """Validate one CSV record (column → text). Raises ``Rejected`` with every fault found."""
     values = {k: (record.get(k) or "").strip() for k in FIELDS}
     if any("\x00" in v for v in values.values()):
-        raise Rejected([Fault("invalid_text", "record contains a NUL character, which PostgreSQL text cannot hold")])
+        raise Rejected(
+            [Fault("invalid_text", "record contains a NUL character, which PostgreSQL text cannot hold")]
+        )
     faults: list[Fault] = []
-    required = ("invoice_id", "tenant_id", "invoice_date", "period_start", "period_end", "line_id", "charge_code",
-                "amount", "currency")
+    required = (
+        "invoice_id",
+        "tenant_id",
+        "invoice_date",
+        "period_start",
+        "period_end",
+        "line_id",
+        "charge_code",
+        "amount",
+        "currency",
+    )
     for name in required:
         if not values[name]:
             faults.append(Fault("missing_field", f"{name}: required field is missing or empty"))
@@ -144,17 +190,30 @@ def parse_line(record: dict[str, str], reference: Reference) -> InvoiceLine:
 
     tenant = reference.tenants.get(values["tenant_id"])
     if tenant is None:
-        faults.append(Fault("unknown_tenant", f"tenant_id: unknown tenant {values['tenant_id']!r} "
-                                              "(not in seeds/tenants.csv)"))
+        faults.append(
+            Fault(
+                "unknown_tenant",
+                f"tenant_id: unknown tenant {values['tenant_id']!r} (not in seeds/tenants.csv)",
+            )
+        )
     charge = values["charge_code"]
     if charge not in CHARGE_CODES:
-        faults.append(Fault("unknown_charge_code", f"charge_code: unknown charge code {charge!r} "
-                                                   f"(known: {', '.join(sorted(CHARGE_CODES))})"))
+        faults.append(
+            Fault(
+                "unknown_charge_code",
+                f"charge_code: unknown charge code {charge!r} (known: {', '.join(sorted(CHARGE_CODES))})",
+            )
+        )
     elif charge in ORDER_CHARGES and not values["order_id"]:
         faults.append(Fault("missing_order_id", f"order_id: required on per-order charge {charge}"))
     if tenant is not None and values["currency"] != tenant.get("currency"):
-        faults.append(Fault("currency_mismatch", f"currency: {values['currency']!r} is not the tenant's contract "
-                                                 f"currency {tenant.get('currency')!r}"))
+        faults.append(
+            Fault(
+                "currency_mismatch",
+                f"currency: {values['currency']!r} is not the tenant's contract "
+                f"currency {tenant.get('currency')!r}",
+            )
+        )
 
     dates = {}
     for name in ("invoice_date", "period_start", "period_end"):
@@ -162,8 +221,12 @@ def parse_line(record: dict[str, str], reference: Reference) -> InvoiceLine:
         if fault:
             faults.append(fault)
     if dates["period_start"] and dates["period_end"] and dates["period_end"] < dates["period_start"]:
-        faults.append(Fault("period_end_before_start",
-                            f"period_end {dates['period_end']} is before period_start {dates['period_start']}"))
+        faults.append(
+            Fault(
+                "period_end_before_start",
+                f"period_end {dates['period_end']} is before period_start {dates['period_start']}",
+            )
+        )
 
     amount, fault = _decimal(values["amount"], "amount", "non_numeric_amount", places=2)
     if fault:
@@ -184,19 +247,32 @@ def parse_line(record: dict[str, str], reference: Reference) -> InvoiceLine:
     if amount is not None and quantity is not None and unit_rate is not None and not faults:
         computed = quantity * unit_rate
         if abs(amount - computed) > ROUNDING_SLACK:
-            faults.append(Fault("amount_mismatch", f"amount {amount} is not quantity × unit_rate "
-                                                   f"({quantity} × {unit_rate} = {computed}) within rounding"))
+            faults.append(
+                Fault(
+                    "amount_mismatch",
+                    f"amount {amount} is not quantity × unit_rate "
+                    f"({quantity} × {unit_rate} = {computed}) within rounding",
+                )
+            )
     if faults:
         raise Rejected(faults)
     return InvoiceLine(
-        invoice_id=values["invoice_id"], line_id=values["line_id"], tenant_id=values["tenant_id"],
-        invoice_date=dates["invoice_date"], period_start=dates["period_start"], period_end=dates["period_end"],
-        charge_code=charge, order_id=values["order_id"] or None, quantity=quantity, unit_rate=unit_rate,
-        amount=amount, currency=values["currency"],
+        invoice_id=values["invoice_id"],
+        line_id=values["line_id"],
+        tenant_id=values["tenant_id"],
+        invoice_date=dates["invoice_date"],
+        period_start=dates["period_start"],
+        period_end=dates["period_end"],
+        charge_code=charge,
+        order_id=values["order_id"] or None,
+        quantity=quantity,
+        unit_rate=unit_rate,
+        amount=amount,
+        currency=values["currency"],
     )
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Reading a file
 
 
@@ -228,8 +304,14 @@ def read_invoice_lines(path: Path, reference: Reference) -> Iterator[Parsed]:
         missing = [f for f in FIELDS if f not in header]
         unknown = [h for h in header if h not in FIELDS]
         if missing or unknown or len(set(header)) != len(header):
-            fault = Rejected([Fault("invalid_header", f"CSV header must be {', '.join(FIELDS)}; "
-                                                      f"missing {missing}, unknown {unknown}")])
+            fault = Rejected(
+                [
+                    Fault(
+                        "invalid_header",
+                        f"CSV header must be {', '.join(FIELDS)}; missing {missing}, unknown {unknown}",
+                    )
+                ]
+            )
             yield 1, None, "", Rejection(f"{name}:1", ",".join(header), fault)
             return
         for row in reader:
@@ -238,7 +320,9 @@ def read_invoice_lines(path: Path, reference: Reference) -> Iterator[Parsed]:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                fault = Rejected([Fault("malformed_csv", f"expected {len(header)} columns, found {len(row)}")])
+                fault = Rejected(
+                    [Fault("malformed_csv", f"expected {len(header)} columns, found {len(row)}")]
+                )
                 yield number, None, raw_text, Rejection(f"{name}:{number}", raw_text, fault)
                 continue
             record = dict(zip(header, row, strict=True))
@@ -246,21 +330,33 @@ def read_invoice_lines(path: Path, reference: Reference) -> Iterator[Parsed]:
                 line = parse_line(record, reference)
                 first = headers.setdefault(line.invoice_id, line.header())
                 if first != line.header():
-                    raise Rejected([Fault(
-                        "inconsistent_invoice_header",
-                        f"invoice {line.invoice_id}: tenant, dates or currency differ from the invoice's first line "
-                        "in this file",
-                    )])
+                    raise Rejected(
+                        [
+                            Fault(
+                                "inconsistent_invoice_header",
+                                f"invoice {line.invoice_id}: tenant, dates or currency differ from "
+                                "the invoice's "
+                                "first line "
+                                "in this file",
+                            )
+                        ]
+                    )
                 key = (line.invoice_id, line.line_id)
                 previous = seen.get(key)
                 if previous is not None:
                     if previous == line.content_hash:
                         continue  # the same line twice in one file: nothing new
-                    raise Rejected([Fault(
-                        "duplicate_line_id",
-                        f"line_id {line.line_id} of invoice {line.invoice_id} appears twice in this file with "
-                        "different content; the first one is kept",
-                    )])
+                    raise Rejected(
+                        [
+                            Fault(
+                                "duplicate_line_id",
+                                f"line_id {line.line_id} of invoice {line.invoice_id} appears twice "
+                                "in this file "
+                                "with "
+                                "different content; the first one is kept",
+                            )
+                        ]
+                    )
                 seen[key] = line.content_hash
             except Rejected as exc:
                 yield number, None, raw_text, Rejection(f"{name}:{number}", raw_text, exc)
@@ -272,12 +368,15 @@ def pending_billing_files(directory: Path) -> list[Path]:
     """Invoice files in the billing folder, oldest first (hidden and partial files are not)."""
     if not directory.exists():
         return []
-    files = [p for p in directory.iterdir()
-             if p.is_file() and p.suffix.lower() in BILLING_SUFFIXES and not p.name.startswith(".")]
+    files = [
+        p
+        for p in directory.iterdir()
+        if p.is_file() and p.suffix.lower() in BILLING_SUFFIXES and not p.name.startswith(".")
+    ]
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -307,14 +406,31 @@ def ingest_billing_file(engine: sa.Engine, path: Path, reference: Reference) -> 
             rejections.append(rejection)
             continue
         assert line is not None
-        rows.append((
-            line.invoice_id, line.line_id, line.content_hash, line.tenant_id, line.invoice_date, line.period_start,
-            line.period_end, line.charge_code, line.order_id, line.quantity, line.unit_rate, line.amount,
-            line.currency, payload, path.name, number,
-        ))
+        rows.append(
+            (
+                line.invoice_id,
+                line.line_id,
+                line.content_hash,
+                line.tenant_id,
+                line.invoice_date,
+                line.period_start,
+                line.period_end,
+                line.charge_code,
+                line.order_id,
+                line.quantity,
+                line.unit_rate,
+                line.amount,
+                line.currency,
+                payload,
+                path.name,
+                number,
+            )
+        )
     with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (content_hash,))
-        if cur.execute("select 1 from ops.ingested_files where content_hash = %s", (content_hash,)).fetchone():
+        if cur.execute(
+            "select 1 from ops.ingested_files where content_hash = %s", (content_hash,)
+        ).fetchone():
             result.skipped = True
             return result
         # Serialise billing loads so line versions are numbered in commit order.
@@ -332,8 +448,16 @@ def ingest_billing_file(engine: sa.Engine, path: Path, reference: Reference) -> 
                rejected_count)
             values (%s, %s, %s, %s, %s, %s, %s, %s)
             """,
-            (content_hash, SOURCE, path.name, path.stat().st_size, result.records, result.loaded,
-             result.duplicates, result.rejected),
+            (
+                content_hash,
+                SOURCE,
+                path.name,
+                path.stat().st_size,
+                result.records,
+                result.loaded,
+                result.duplicates,
+                result.rejected,
+            ),
         )
     log.info("ingested %s: %s", path.name, result.as_dict())
     return result
@@ -349,7 +473,8 @@ def _load(cur: psycopg.Cursor, rows: list[tuple], result: BillingFileResult) -> 
     result.superseding = cur.execute(
         """
         select count(*) from _incoming_invoice_lines i
-        where exists (select 1 from raw.invoice_lines r where r.invoice_id = i.invoice_id and r.line_id = i.line_id)
+        where exists (select 1 from raw.invoice_lines r
+                      where r.invoice_id = i.invoice_id and r.line_id = i.line_id)
           and not exists (select 1 from raw.invoice_lines r where r.invoice_id = i.invoice_id
                           and r.line_id = i.line_id and r.content_hash = i.content_hash)
         """
@@ -367,6 +492,9 @@ def _load(cur: psycopg.Cursor, rows: list[tuple], result: BillingFileResult) -> 
 
 def billing_ingested_hashes(engine: sa.Engine) -> set[str]:
     with engine.connect() as conn:
-        return {row[0] for row in conn.execute(
-            sa.text("select content_hash from ops.ingested_files where source = :s"), {"s": SOURCE})}
-
+        return {
+            row[0]
+            for row in conn.execute(
+                sa.text("select content_hash from ops.ingested_files where source = :s"), {"s": SOURCE}
+            )
+        }

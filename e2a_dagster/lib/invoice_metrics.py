@@ -37,9 +37,11 @@ def reconciliation_metrics(engine: sa.Engine) -> dict[str, float | int]:
             from marts.fct_invoice_reconciliation group by currency order by currency
             """
         ).all()
-        by_type = dict(conn.exec_driver_sql(
-            "select discrepancy_type, count(*) from marts.fct_invoice_reconciliation group by 1"
-        ).all())
+        by_type = dict(
+            conn.exec_driver_sql(
+                "select discrepancy_type, count(*) from marts.fct_invoice_reconciliation group by 1"
+            ).all()
+        )
         invoices = conn.exec_driver_sql(
             "select count(distinct invoice_id) from marts.fct_invoice_reconciliation"
         ).scalar_one()
@@ -49,8 +51,15 @@ def reconciliation_metrics(engine: sa.Engine) -> dict[str, float | int]:
         metrics[f"expected_{currency}"] = _float(expected)
         metrics[f"delta_{currency}"] = _float(delta)
         metrics[f"expected_sla_credits_{currency}"] = _float(credits)
-    for kind in ("matched", "rate_mismatch", "quantity_mismatch", "duplicate_charge", "unexpected_charge",
-                 "unbilled", "missing_sla_credit"):
+    for kind in (
+        "matched",
+        "rate_mismatch",
+        "quantity_mismatch",
+        "duplicate_charge",
+        "unexpected_charge",
+        "unbilled",
+        "missing_sla_credit",
+    ):
         metrics[f"rows_{kind}"] = int(by_type.get(kind, 0))
     return metrics
 

@@ -1,14 +1,16 @@
 """Invoice guard end to end on the real PostgreSQL and a real dbt build (DESIGN §6), with hand-computed money.
 
-Tenant acme (USD, America/New_York; NJ1 closes 18:00, cutoff 14:00). Rate card acme_standard v1: ORDER_FEE 2.50
-(≤ 1,000 orders a month), PICK_UNIT 0.35, PACK_CARTON 0.60, SHIPPING postage + 10 %, RETURN_FEE 3.95,
+Tenant acme (USD, America/New_York; NJ1 closes 18:00, cutoff 14:00). Rate card acme_standard v1:
+ORDER_FEE 2.50 (≤ 1,000 orders a month), PICK_UNIT 0.35, PACK_CARTON 0.60, SHIPPING postage + 10 %,
+RETURN_FEE 3.95,
 MONTHLY_MINIMUM 250.00; SLA credit 100 % of ORDER_FEE per late ship, capped at 10 % of the subtotal; tolerance
 0.01; auto-approve up to 25.00. The orders live in March and April 2031, months no other test uses, so the
 monthly minimum, tiers and cap below are exact.
 
 March 2031 (EDT, -04:00):
   A1 paid Mon 03-17 09:00, handed 16:30 (ship met): 3 units, 1 carton, postage 7.35, returned 03-25
-     ORDER_FEE 2.50, PICK_UNIT 3 × 0.35 = 1.05, PACK_CARTON 0.60, SHIPPING 7.35 × 1.10 = 8.085 → 8.09, RETURN 3.95
+     ORDER_FEE 2.50, PICK_UNIT 3 × 0.35 = 1.05, PACK_CARTON 0.60, SHIPPING 7.35 × 1.10 = 8.085 → 8.09,
+     RETURN_FEE 3.95
   A2 paid 03-17 09:00, handed Tue 03-18 10:00 (ship late: due 03-17 18:00): 2 units, 2 cartons, postage 5.00
      2.50, 0.70, 1.20, 5.50, SLA_CREDIT −2.50
   A3 paid 03-18 09:00, handed 16:00 (met): 1 unit, pack event without cartons (→ 1), postage 4.25
@@ -47,13 +49,29 @@ D = Decimal
 MARCH = ("2031-03-01", "2031-03-31")
 APRIL = ("2031-04-01", "2031-04-30")
 LATE_DAYS = ["2031-04-01", "2031-04-02", "2031-04-03", "2031-04-07", "2031-04-08", "2031-04-09"]
-NEXT_DAY = {"2031-04-01": "2031-04-02", "2031-04-02": "2031-04-03", "2031-04-03": "2031-04-04",
-            "2031-04-07": "2031-04-08", "2031-04-08": "2031-04-09", "2031-04-09": "2031-04-10"}
+NEXT_DAY = {
+    "2031-04-01": "2031-04-02",
+    "2031-04-02": "2031-04-03",
+    "2031-04-03": "2031-04-04",
+    "2031-04-07": "2031-04-08",
+    "2031-04-08": "2031-04-09",
+    "2031-04-09": "2031-04-10",
+}
 
 
 def dbt_build(pg_info, select: str) -> None:
-    run_dbt(["build", "--select", select, "--exclude", "resource_type:seed", "--vars", json.dumps({"as_of": AS_OF})],
-            pg_info)
+    run_dbt(
+        [
+            "build",
+            "--select",
+            select,
+            "--exclude",
+            "resource_type:seed",
+            "--vars",
+            json.dumps({"as_of": AS_OF}),
+        ],
+        pg_info,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,26 +82,62 @@ def guard(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
     p = f"IG{uuid.uuid4().hex[:6]}"
     folder = tmp_path_factory.mktemp("invoice-guard")
     events = []
-    events += shipped_order(f"{p}-A1", paid="2031-03-17T09:00:00-04:00", handed="2031-03-17T16:30:00-04:00",
-                            units=3, cartons=1, postage="7.35")
+    events += shipped_order(
+        f"{p}-A1",
+        paid="2031-03-17T09:00:00-04:00",
+        handed="2031-03-17T16:30:00-04:00",
+        units=3,
+        cartons=1,
+        postage="7.35",
+    )
     events.append(event(f"{p}-A1", "return_received", "wms", "2031-03-25T12:00:00-04:00", warehouse_id="NJ1"))
-    events += shipped_order(f"{p}-A2", paid="2031-03-17T09:00:00-04:00", handed="2031-03-18T10:00:00-04:00",
-                            units=2, cartons=2, postage="5.00")
-    events += shipped_order(f"{p}-A3", paid="2031-03-18T09:00:00-04:00", handed="2031-03-18T16:00:00-04:00",
-                            units=1, cartons=None, postage="4.25")
+    events += shipped_order(
+        f"{p}-A2",
+        paid="2031-03-17T09:00:00-04:00",
+        handed="2031-03-18T10:00:00-04:00",
+        units=2,
+        cartons=2,
+        postage="5.00",
+    )
+    events += shipped_order(
+        f"{p}-A3",
+        paid="2031-03-18T09:00:00-04:00",
+        handed="2031-03-18T16:00:00-04:00",
+        units=1,
+        cartons=None,
+        postage="4.25",
+    )
     events += [
         event(f"{p}-A4", "order_created", "oms", "2031-03-19T08:55:00-04:00", units=1),
         event(f"{p}-A4", "order_paid", "oms", "2031-03-19T09:00:00-04:00"),
         event(f"{p}-A4", "order_cancelled", "oms", "2031-03-19T10:00:00-04:00"),
     ]
-    events += shipped_order(f"{p}-A7", paid="2031-03-31T09:00:00-04:00", handed="2031-03-31T23:30:00-04:00",
-                            units=2, cartons=1, postage="6.00")
-    events += shipped_order(f"{p}-A6", paid="2031-03-31T15:00:00-04:00", handed="2031-04-01T10:00:00-04:00",
-                            units=1, cartons=1, postage="5.00")
+    events += shipped_order(
+        f"{p}-A7",
+        paid="2031-03-31T09:00:00-04:00",
+        handed="2031-03-31T23:30:00-04:00",
+        units=2,
+        cartons=1,
+        postage="6.00",
+    )
+    events += shipped_order(
+        f"{p}-A6",
+        paid="2031-03-31T15:00:00-04:00",
+        handed="2031-04-01T10:00:00-04:00",
+        units=1,
+        cartons=1,
+        postage="5.00",
+    )
     for n in range(1, 15):
         day = LATE_DAYS[(n - 1) % len(LATE_DAYS)]
-        events += shipped_order(f"{p}-L{n:02d}", paid=f"{day}T09:00:00-04:00",
-                                handed=f"{NEXT_DAY[day]}T10:00:00-04:00", units=1, cartons=1, postage="5.00")
+        events += shipped_order(
+            f"{p}-L{n:02d}",
+            paid=f"{day}T09:00:00-04:00",
+            handed=f"{NEXT_DAY[day]}T10:00:00-04:00",
+            units=1,
+            cartons=1,
+            postage="5.00",
+        )
     loaded = ingest_file(engine, write_events(folder / f"{p}.jsonl", events), reference)
     assert loaded.rejected == 0, loaded.reject_codes
     write_warehouse_calendar(engine)
@@ -113,8 +167,12 @@ def guard(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
     april = []
     n = 0
     for order in ["A6"] + [f"L{i:02d}" for i in range(1, 15)]:
-        for charge, qty, rate, amount in [("ORDER_FEE", "1", "2.50", "2.50"), ("PICK_UNIT", "1", "0.35", "0.35"),
-                                          ("PACK_CARTON", "1", "0.60", "0.60"), ("SHIPPING", "5.00", "1.10", "5.50")]:
+        for charge, qty, rate, amount in [
+            ("ORDER_FEE", "1", "2.50", "2.50"),
+            ("PICK_UNIT", "1", "0.35", "0.35"),
+            ("PACK_CARTON", "1", "0.60", "0.60"),
+            ("SHIPPING", "5.00", "1.10", "5.50"),
+        ]:
             n += 1
             april.append((f"{n:04d}", charge, f"{p}-{order}", qty, rate, amount))
     n += 1
@@ -131,8 +189,12 @@ def guard(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
         write_invoice(billing / f"{inv_march}.csv", inv_march, MARCH, march),
         write_invoice(billing / f"{inv_april}.csv", inv_april, APRIL, april),
         # The billing system re-sends line 0003 corrected: the new version supersedes the old one.
-        write_invoice(billing / f"{inv_march}-fix.csv", inv_march, MARCH,
-                      [("0003", "PACK_CARTON", f"{p}-A1", "1", "0.60", "0.60")]),
+        write_invoice(
+            billing / f"{inv_march}-fix.csv",
+            inv_march,
+            MARCH,
+            [("0003", "PACK_CARTON", f"{p}-A1", "1", "0.60", "0.60")],
+        ),
     ]
     results = [ingest_billing_file(engine, f, reference) for f in files]
     assert [(r.loaded, r.rejected, r.superseding) for r in results] == [(20, 0, 0), (75, 0, 0), (1, 0, 1)]
@@ -142,14 +204,18 @@ def guard(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
 
 def _expected(engine, p: str, period: str) -> dict[tuple[str, str | None], tuple]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            """
+        rows = conn.execute(
+            sa.text(
+                """
             select charge_code, order_id, quantity, unit_rate, amount, rate_card_version
             from marts.fct_expected_charges
             where tenant_id = 'acme' and period_start = :period
-            """), {"period": period}).all()
+            """
+            ),
+            {"period": period},
+        ).all()
     out = {}
-    for charge, order_id, qty, rate, amount, version in rows:
+    for charge, order_id, qty, _rate, amount, version in rows:
         key = (charge, order_id.removeprefix(p + "-") if order_id else None)
         out[key] = (qty.normalize(), amount, version)
     return out
@@ -193,9 +259,13 @@ def test_expected_charges_for_april_cap_and_next_month_billing(engine, guard):
     assert sum(credits.values()) == D("-33.25")
     assert len(got) == 15 * 4 + 1 + 14
     with engine.connect() as conn:
-        detail = conn.execute(sa.text(
-            "select uncapped_amount, pricing_detail from marts.fct_expected_charges "
-            "where order_id = :o and charge_code = 'SLA_CREDIT'"), {"o": f"{guard['p']}-L14"}).one()
+        detail = conn.execute(
+            sa.text(
+                "select uncapped_amount, pricing_detail from marts.fct_expected_charges "
+                "where order_id = :o and charge_code = 'SLA_CREDIT'"
+            ),
+            {"o": f"{guard['p']}-L14"},
+        ).one()
     assert detail.uncapped_amount == D("2.50")
     assert detail.pricing_detail["is_capped"] is True
     assert D(str(detail.pricing_detail["cap_amount"])) == D("33.25")
@@ -204,9 +274,14 @@ def test_expected_charges_for_april_cap_and_next_month_billing(engine, guard):
 
 def _reconciliation(engine, p: str, invoice: str) -> dict[tuple[str, str | None], tuple[str, Decimal]]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "select charge_code, order_id, discrepancy_type, delta_amount from marts.fct_invoice_reconciliation "
-            "where invoice_id = :i"), {"i": invoice}).all()
+        rows = conn.execute(
+            sa.text(
+                "select charge_code, order_id, discrepancy_type, delta_amount "
+                "from marts.fct_invoice_reconciliation "
+                "where invoice_id = :i"
+            ),
+            {"i": invoice},
+        ).all()
     return {(c, o.removeprefix(p + "-") if o else None): (t, d) for c, o, t, d in rows}
 
 
@@ -246,9 +321,17 @@ def test_correct_invoice_reconciles_fully(engine, guard):
 
 def test_raw_keeps_every_version_and_redrop_is_a_noop(engine, reference, guard):
     with engine.connect() as conn:
-        versions = conn.execute(sa.text(
-            "select amount from raw.invoice_lines where invoice_id = :i and line_id = '0003' order by line_version"),
-            {"i": guard["march"]}).scalars().all()
+        versions = (
+            conn.execute(
+                sa.text(
+                    "select amount from raw.invoice_lines where invoice_id = :i and line_id = '0003' "
+                    "order by line_version"
+                ),
+                {"i": guard["march"]},
+            )
+            .scalars()
+            .all()
+        )
     assert versions == [D("0.90"), D("0.60")]
     again = ingest_billing_file(engine, guard["folder"] / "billing" / f"{guard['march']}.csv", reference)
     assert again.skipped
@@ -256,9 +339,15 @@ def test_raw_keeps_every_version_and_redrop_is_a_noop(engine, reference, guard):
 
 def _adjustments(engine, invoice: str) -> list[dict]:
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.text(
-            "select * from actions.invoice_adjustments where invoice_id = :i order by adjustment_id"),
-            {"i": invoice}).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(
+                sa.text(
+                    "select * from actions.invoice_adjustments where invoice_id = :i order by adjustment_id"
+                ),
+                {"i": invoice},
+            ).mappings()
+        ]
 
 
 def test_adjustments_are_idempotent_and_superseded_when_fixed(engine, pg_info, reference, guard):
@@ -286,7 +375,10 @@ def test_adjustments_are_idempotent_and_superseded_when_fixed(engine, pg_info, r
     assert dup["expected"]["rate_card_id"] == "acme_standard" and dup["expected"]["rate_card_version"] == 1
     assert dup["source_event_ids"][0]["event_id"] == f"{p}-A3-carrier_pickup"
     credit = by_key[("SLA_CREDIT", "A7")]["evidence"]
-    assert credit["sla_policy"]["policy_version"] is not None and credit["sla_policy"]["credit_terms_version"] == 1
+    assert (
+        credit["sla_policy"]["policy_version"] is not None
+        and credit["sla_policy"]["credit_terms_version"] == 1
+    )
 
     # Second run over the same data: nothing changes, not even updated_at.
     again = sync_adjustments(engine, reference)
@@ -294,12 +386,19 @@ def test_adjustments_are_idempotent_and_superseded_when_fixed(engine, pg_info, r
     assert _adjustments(engine, march) == first
 
     # The billing system fixes A1's pick line: that discrepancy disappears and its adjustment is superseded.
-    fix = write_invoice(guard["folder"] / "billing" / f"{march}-fix2.csv", march, MARCH,
-                        [("0002", "PICK_UNIT", f"{p}-A1", "3", "0.35", "1.05")])
+    fix = write_invoice(
+        guard["folder"] / "billing" / f"{march}-fix2.csv",
+        march,
+        MARCH,
+        [("0002", "PICK_UNIT", f"{p}-A1", "3", "0.35", "1.05")],
+    )
     assert ingest_billing_file(engine, fix, reference).superseding == 1
     dbt_build(pg_info, "stg_billing__invoice_lines fct_expected_charges fct_invoice_reconciliation")
     sync_adjustments(engine, reference)
-    after = {(a["charge_code"], (a["order_id"] or "").removeprefix(p + "-")): a for a in _adjustments(engine, march)}
+    after = {
+        (a["charge_code"], (a["order_id"] or "").removeprefix(p + "-")): a
+        for a in _adjustments(engine, march)
+    }
     assert after[("PICK_UNIT", "A1")]["status"] == "superseded"
     assert after[("PICK_UNIT", "A1")]["superseded_at"] is not None
     assert {k for k, a in after.items() if a["status"] == "open"} == set(summary) - {("PICK_UNIT", "A1")}

@@ -1,1 +1,1 @@
-"""Invoice guard (DESIGN §6): billing ingestion, adjustments, the nightly reconciliation job and its schedules."""
+"""Invoice guard (DESIGN §6): billing ingestion, adjustments, the nightly reconciliation job, schedules."""

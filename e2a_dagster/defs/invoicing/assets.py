@@ -11,7 +11,7 @@ from e2a_dagster.lib.reports import markdown_table
 
 
 class BillingFilesConfig(dg.Config):
-    files: list[str] = []
+    files: list[str] = []  # noqa: RUF012 (dg.Config is a pydantic model: defaults are copied)
     """File names in ``<landing>/billing`` to load; empty = every file not in the ledger yet."""
 
 
@@ -66,7 +66,8 @@ def invoice_lines(
     group_name="finance",
     kinds={"python", "postgres"},
     automation_condition=dg.AutomationCondition.eager(),
-    description="One adjustment per non-matched reconciliation row (correction or SLA credit), with evidence and "
+    description="One adjustment per non-matched reconciliation row (correction or SLA credit), with "
+    "evidence and "
     "approval status; idempotent upsert, vanished discrepancies marked superseded.",
 )
 def invoice_adjustments(context: dg.AssetExecutionContext, database: Database) -> dg.MaterializeResult:
@@ -74,7 +75,8 @@ def invoice_adjustments(context: dg.AssetExecutionContext, database: Database) -
     result = sync_adjustments(engine)
     with engine.connect() as conn:
         preview = [
-            dict(r) for r in conn.exec_driver_sql(
+            dict(r)
+            for r in conn.exec_driver_sql(
                 """
                 select invoice_id, charge_code, order_id, kind, amount, currency, approval_status
                 from actions.invoice_adjustments where status = 'open'

@@ -1,6 +1,6 @@
-"""The nightly invoice guard: at 02:00 in each tenant time zone, load any invoice received, rebuild the expected
-charges and the reconciliation, and write the adjustments. Backfills = launching the job (or the daily
-activity partitions) from the Dagster UI."""
+"""The nightly invoice guard: at 02:00 in each tenant time zone, load any invoice received, rebuild the
+expected charges and the reconciliation, and write the adjustments. The models are full rebuilds, so every run
+covers the previous day and every invoiced month; a backfill is a launch of the job from the Dagster UI."""
 
 import csv
 
