@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from sensors.landing_billing import landing_billing_sensor
 from sensors.landing_events import landing_events_sensor
 from sensors.shopify import shopify_sensor
 
@@ -19,5 +20,5 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(sensors=[landing_events_sensor, shopify_sensor, automation_sensor]),
+        dg.Definitions(sensors=[landing_events_sensor, landing_billing_sensor, shopify_sensor, automation_sensor]),
     )

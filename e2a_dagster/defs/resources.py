@@ -64,6 +64,10 @@ class LandingZone(dg.ConfigurableResource):
     def events_dir(self) -> Path:
         return load_settings().events_dir
 
+    @property
+    def billing_dir(self) -> Path:
+        return load_settings().billing_dir
+
     def reference(self) -> Reference:
         """Read fresh on every call: a seed fix is seen by the next run without a restart."""
         return Reference.load()

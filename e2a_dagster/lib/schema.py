@@ -202,6 +202,70 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "create index if not exists order_events_occurred_idx on raw.order_events (occurred_at)",
         ],
     ),
+    (
+        5,
+        "billed invoice lines (versioned by content hash); invoice adjustments",
+        [
+            # Every version of every billed line is kept: a re-sent identical line is a no-op (same content
+            # hash), a changed one is a new row. staging picks the current version (highest line_version).
+            """
+            create table if not exists raw.invoice_lines (
+                invoice_id    text          not null,
+                line_id       text          not null,
+                content_hash  text          not null,
+                tenant_id     text          not null,
+                invoice_date  date          not null,
+                period_start  date          not null,
+                period_end    date          not null,
+                charge_code   text          not null,
+                order_id      text,
+                quantity      numeric(14,4),
+                unit_rate     numeric(14,6),
+                amount        numeric(12,2) not null,
+                currency      text          not null,
+                payload       jsonb         not null,
+                file_name     text          not null,
+                line_number   integer       not null,
+                line_version  bigserial     not null,
+                ingested_at   timestamptz   not null default now(),
+                primary key (invoice_id, line_id, content_hash),
+                check (period_start <= period_end)
+            )
+            """,
+            "create index if not exists invoice_lines_tenant_period_idx on raw.invoice_lines "
+            "(tenant_id, period_start)",
+            "create index if not exists invoice_lines_ingested_idx on raw.invoice_lines (ingested_at)",
+            """
+            create table if not exists actions.invoice_adjustments (
+                adjustment_id     text          primary key,
+                tenant_id         text          not null,
+                invoice_id        text          not null,
+                charge_code       text          not null,
+                order_id          text,
+                discrepancy_type  text          not null,
+                kind              text          not null check (kind in ('correction', 'sla_credit')),
+                reason_code       text          not null,
+                reason            text          not null,
+                amount            numeric(12,2) not null,
+                currency          text          not null,
+                approval_status   text          not null
+                                  check (approval_status in ('auto_approved', 'needs_review', 'approved',
+                                                             'rejected')),
+                status            text          not null default 'open'
+                                  check (status in ('open', 'superseded')),
+                evidence          jsonb         not null,
+                content_hash      text          not null,
+                created_at        timestamptz   not null default now(),
+                updated_at        timestamptz   not null default now(),
+                superseded_at     timestamptz
+            )
+            """,
+            "create index if not exists invoice_adjustments_invoice_idx on actions.invoice_adjustments "
+            "(tenant_id, invoice_id)",
+            "create index if not exists invoice_adjustments_status_idx on actions.invoice_adjustments "
+            "(status, approval_status)",
+        ],
+    ),
 ]
 
 
