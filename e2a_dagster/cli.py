@@ -28,6 +28,8 @@ run_coordinator:
     max_concurrent_runs: 2
 concurrency:
   default_op_concurrency_limit: 2
+freshness:
+  enabled: true
 """
 
 
