@@ -18,7 +18,7 @@ class WebhookServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 payload = json.loads(body)
                 key = json.dumps(payload, sort_keys=True)
@@ -51,5 +51,8 @@ class WebhookServer:
         self._httpd.server_close()
 
     def texts(self, containing: str = "", *, status: int | None = None) -> list[str]:
-        return [r["payload"]["text"] for r in self.requests
-                if containing in r["payload"]["text"] and (status is None or r["status"] == status)]
+        return [
+            r["payload"]["text"]
+            for r in self.requests
+            if containing in r["payload"]["text"] and (status is None or r["status"] == status)
+        ]

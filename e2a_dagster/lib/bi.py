@@ -113,8 +113,9 @@ def apply_bi_access(conn: sa.Connection) -> int:
     return len(relations)
 
 
-def ensure_bi_roles(engine: sa.Engine, home: Path, tenants: list[str] | None = None,
-                    environ: dict[str, str] | None = None) -> dict[str, RolePassword]:
+def ensure_bi_roles(
+    engine: sa.Engine, home: Path, tenants: list[str] | None = None, environ: dict[str, str] | None = None
+) -> dict[str, RolePassword]:
     """Create/refresh ``e2a_bi`` (and ``e2a_bi_<tenant>`` for ``tenants``), their grants, default privileges for
     future relations, and RLS on every existing relation. Idempotent. Returns each role's password origin."""
     passwords = {BI_ROLE: role_password(BI_ROLE, home, environ)}

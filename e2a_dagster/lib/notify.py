@@ -89,8 +89,14 @@ def record_notifications(engine: sa.Engine, *, enabled: bool) -> dict[str, int]:
                         returning notification_id
                         """
                     ),
-                    {"kind": kind, "subject": row["subject_id"], "tenant": row["tenant_id"], "title": row["title"],
-                     "message": json.dumps(message, default=str), "status": "pending" if enabled else "skipped"},
+                    {
+                        "kind": kind,
+                        "subject": row["subject_id"],
+                        "tenant": row["tenant_id"],
+                        "title": row["title"],
+                        "message": json.dumps(message, default=str),
+                        "status": "pending" if enabled else "skipped",
+                    },
                 ).first()
                 new += inserted is not None
             created[kind] = new
@@ -151,8 +157,9 @@ class WebhookClient:
                 if response.status_code < 300:
                     return response.status_code, attempt
                 retryable = response.status_code >= 500 or response.status_code == 429
-                error = DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}",
-                                      response.status_code, retryable)
+                error = DeliveryError(
+                    f"HTTP {response.status_code}: {response.text[:200]}", response.status_code, retryable
+                )
                 delay = self.backoff * 2 ** (attempt - 1)
                 retry_after = response.headers.get("Retry-After")
                 if response.status_code == 429 and retry_after and retry_after.isdigit():
@@ -174,8 +181,9 @@ class DeliveryReport:
     errors: list[str] = field(default_factory=list)
 
 
-def deliver_pending(engine: sa.Engine, client: WebhookClient, *, max_per_run: int = 50,
-                    max_attempts: int = 8) -> DeliveryReport:
+def deliver_pending(
+    engine: sa.Engine, client: WebhookClient, *, max_per_run: int = 50, max_attempts: int = 8
+) -> DeliveryReport:
     """Post pending rows, and failed ones with attempts left, oldest first, at most ``max_per_run``."""
     report = DeliveryReport()
     with engine.connect() as conn:
@@ -183,9 +191,10 @@ def deliver_pending(engine: sa.Engine, client: WebhookClient, *, max_per_run: in
     with client:
         while report.sent + report.failed < max_per_run:
             with engine.begin() as conn:
-                row = conn.execute(
-                    sa.text(
-                        """
+                row = (
+                    conn.execute(
+                        sa.text(
+                            """
                         select notification_id, message, attempts from actions.notifications
                         where (status = 'pending' or (status = 'failed' and attempts < :max_attempts))
                           and (last_attempt_at is null or last_attempt_at < :started)
@@ -193,9 +202,12 @@ def deliver_pending(engine: sa.Engine, client: WebhookClient, *, max_per_run: in
                         limit 1
                         for update skip locked
                         """
-                    ),
-                    {"max_attempts": max_attempts, "started": started},
-                ).mappings().first()
+                        ),
+                        {"max_attempts": max_attempts, "started": started},
+                    )
+                    .mappings()
+                    .first()
+                )
                 if row is None:
                     break
                 try:
@@ -211,7 +223,12 @@ def deliver_pending(engine: sa.Engine, client: WebhookClient, *, max_per_run: in
                             where notification_id = :id
                             """
                         ),
-                        {"n": attempts, "err": str(exc)[:500], "code": exc.status, "id": row["notification_id"]},
+                        {
+                            "n": attempts,
+                            "err": str(exc)[:500],
+                            "code": exc.status,
+                            "id": row["notification_id"],
+                        },
                     )
                     report.failed += 1
                     report.errors.append(str(exc)[:200])
@@ -237,7 +254,9 @@ def deliver_pending(engine: sa.Engine, client: WebhookClient, *, max_per_run: in
 
 def status_counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("select status, count(*) from actions.notifications group by status")).all()
+        rows = conn.execute(
+            sa.text("select status, count(*) from actions.notifications group by status")
+        ).all()
     counts = {s: 0 for s in ("pending", "sent", "failed", "skipped")}
     counts.update({str(s): int(n) for s, n in rows})
     return counts

@@ -25,7 +25,12 @@ SLA_STATUSES = ("met", "late", "overdue", "at_risk", "on_track", "cancelled")
 LATE_STATUSES = ("late", "overdue")
 SEVERITIES = ("minor", "major", "critical")
 DISCREPANCY_TYPES = (
-    "matched", "rate_mismatch", "quantity_mismatch", "duplicate_charge", "unexpected_charge", "unbilled",
+    "matched",
+    "rate_mismatch",
+    "quantity_mismatch",
+    "duplicate_charge",
+    "unexpected_charge",
+    "unbilled",
     "missing_sla_credit",
 )
 
@@ -70,7 +75,7 @@ class SuiteOutcome:
         return sum(e.failed for e in self.expectations)
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # GX plumbing
 
 
@@ -82,15 +87,22 @@ def _gx():
     return gx, gxe
 
 
-def validate_frame(suite_name: str, frame: pd.DataFrame, expectations: Sequence[Any], key_columns: Sequence[str],
-                   *, sample_columns: Sequence[str] | None = None) -> SuiteOutcome:
+def validate_frame(
+    suite_name: str,
+    frame: pd.DataFrame,
+    expectations: Sequence[Any],
+    key_columns: Sequence[str],
+    *,
+    sample_columns: Sequence[str] | None = None,
+) -> SuiteOutcome:
     """Validate ``frame`` against ``expectations`` in an ephemeral GX context; collect a failing-row sample."""
     gx, _ = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     if frame.empty:
-        return SuiteOutcome(suite_name, True, 0, [ExpectationOutcome(_name(e), _column(e), True, 0, 0)
-                                                  for e in expectations])
+        return SuiteOutcome(
+            suite_name, True, 0, [ExpectationOutcome(_name(e), _column(e), True, 0, 0) for e in expectations]
+        )
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     frame = frame.reset_index(drop=True)
@@ -102,8 +114,9 @@ def validate_frame(suite_name: str, frame: pd.DataFrame, expectations: Sequence[
         .get_batch(batch_parameters={"dataframe": frame})
     )
     suite = gx.ExpectationSuite(name=suite_name, expectations=list(expectations))
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE",
-                                                  "unexpected_index_column_names": ["_row"]})
+    result = batch.validate(
+        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"]}
+    )
     outcomes: list[ExpectationOutcome] = []
     failing: dict[int, list[str]] = {}
     for item in result.results:
@@ -111,8 +124,15 @@ def validate_frame(suite_name: str, frame: pd.DataFrame, expectations: Sequence[
         label = config.type + (f"({config.kwargs.get('column')})" if config.kwargs.get("column") else "")
         res = item.result or {}
         failed = int(res.get("unexpected_count") or 0)
-        outcomes.append(ExpectationOutcome(config.type, config.kwargs.get("column"), bool(item.success),
-                                           int(res.get("element_count") or 0), failed))
+        outcomes.append(
+            ExpectationOutcome(
+                config.type,
+                config.kwargs.get("column"),
+                bool(item.success),
+                int(res.get("element_count") or 0),
+                failed,
+            )
+        )
         if item.exception_info and item.exception_info.get("raised_exception"):
             outcomes[-1].success = False
             label += f" raised: {item.exception_info.get('exception_message')}"
@@ -125,8 +145,9 @@ def validate_frame(suite_name: str, frame: pd.DataFrame, expectations: Sequence[
         record = {c: _plain(frame.at[row, c]) for c in columns}
         record["failed"] = ", ".join(failing[row])
         sample.append(record)
-    return SuiteOutcome(suite_name, bool(result.success) and all(o.success for o in outcomes), len(frame),
-                        outcomes, sample)
+    return SuiteOutcome(
+        suite_name, bool(result.success) and all(o.success for o in outcomes), len(frame), outcomes, sample
+    )
 
 
 def _name(expectation: Any) -> str:
@@ -153,14 +174,15 @@ def read_frame(engine: sa.Engine, sql: str, params: dict[str, Any] | None = None
         return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Watermarks of incremental checks
 
 
 def read_watermark(engine: sa.Engine, check_name: str) -> datetime | None:
     with engine.connect() as conn:
         return conn.execute(
-            sa.text("select checked_through from ops.quality_watermarks where check_name = :c"), {"c": check_name}
+            sa.text("select checked_through from ops.quality_watermarks where check_name = :c"),
+            {"c": check_name},
         ).scalar_one_or_none()
 
 
@@ -179,7 +201,7 @@ def advance_watermark(engine: sa.Engine, check_name: str, checked_through: datet
         )
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # raw.order_events
 
 
@@ -190,12 +212,17 @@ def order_event_expectations(tenants: Sequence[str]) -> list[Any]:
         *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in required],
         gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=sorted(EVENT_TYPES)),
         gxe.ExpectColumnValuesToBeInSet(column="tenant_id", value_set=sorted(tenants)),
-        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in ("units", "lines", "cartons", "postage")],
+        *[
+            gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0)
+            for c in ("units", "lines", "cartons", "postage")
+        ],
         # occurred_at plausibility: not before 2000, not after the ingestion clock (+ skew)
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="occurred_at", column_B="earliest_plausible_at",
-                                                    or_equal=True),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="latest_plausible_at", column_B="occurred_at",
-                                                    or_equal=True),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="occurred_at", column_B="earliest_plausible_at", or_equal=True
+        ),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="latest_plausible_at", column_B="occurred_at", or_equal=True
+        ),
     ]
 
 
@@ -215,12 +242,30 @@ def check_order_events(engine: sa.Engine, tenants: Sequence[str], since: datetim
     """Types, required fields, known event types and tenants, non-negative quantities and plausible times of the
     events ingested after ``since`` (minus an overlap; everything when None)."""
     lower = (since - WATERMARK_OVERLAP) if since else datetime(1, 1, 1, tzinfo=UTC)
-    frame = read_frame(engine, ORDER_EVENTS_SQL, {"since": lower, "earliest": EARLIEST_PLAUSIBLE,
-                                                  "skew": f"{int(CLOCK_SKEW.total_seconds())} seconds"})
+    frame = read_frame(
+        engine,
+        ORDER_EVENTS_SQL,
+        {
+            "since": lower,
+            "earliest": EARLIEST_PLAUSIBLE,
+            "skew": f"{int(CLOCK_SKEW.total_seconds())} seconds",
+        },
+    )
     outcome = validate_frame(
-        "raw_order_events", frame, order_event_expectations(tenants), ["tenant_id", "source", "event_id"],
-        sample_columns=["tenant_id", "source", "event_id", "event_type", "order_id", "occurred_at", "file_name",
-                        "line_number"],
+        "raw_order_events",
+        frame,
+        order_event_expectations(tenants),
+        ["tenant_id", "source", "event_id"],
+        sample_columns=[
+            "tenant_id",
+            "source",
+            "event_id",
+            "event_type",
+            "order_id",
+            "occurred_at",
+            "file_name",
+            "line_number",
+        ],
     )
     outcome.extra["checked_through"] = frame["ingested_at"].max() if not frame.empty else None
     outcome.extra["files"] = sorted({str(f) for f in frame.get("file_name", pd.Series(dtype=str)).dropna()})
@@ -234,10 +279,12 @@ with days as (
     from raw.order_events
     where ingested_at > cast(:since as timestamptz)
       and cast(occurred_at at time zone 'UTC' as date) < cast(:today as date)
+      and (cast(:sources as text[]) is null or source = any(cast(:sources as text[])))
     union
     select distinct source, cast(:today as date) - 1
     from raw.order_events
     where occurred_at >= cast(:today as date) - 29
+      and (cast(:sources as text[]) is null or source = any(cast(:sources as text[])))
 ),
 daily as (
     select source, cast(occurred_at at time zone 'UTC' as date) as day, count(*) as events
@@ -259,29 +306,39 @@ order by days.source, days.day
 """
 
 
-def check_event_volume(engine: sa.Engine, since: datetime | None, today: datetime | None = None) -> SuiteOutcome:
+def check_event_volume(
+    engine: sa.Engine,
+    since: datetime | None,
+    today: datetime | None = None,
+    sources: Sequence[str] | None = None,
+) -> SuiteOutcome:
     """Per source and complete UTC day (the days the new events touch, and yesterday): events vs the median of
     the same weekday over the previous four weeks. Fewer than VOLUME_MIN_RATIO × median is a drop. Days without
-    a baseline (fewer than VOLUME_MIN_BASELINE_DAYS such weekdays with events) are reported, not judged."""
+    a baseline (fewer than VOLUME_MIN_BASELINE_DAYS such weekdays with events) are reported, not judged.
+    ``sources`` limits the check to those sources (default: all)."""
     _, gxe = _gx()
     today = (today or datetime.now(UTC)).astimezone(UTC).date()
     lower = (since - WATERMARK_OVERLAP) if since else datetime(1, 1, 1, tzinfo=UTC)
-    frame = read_frame(engine, VOLUME_SQL, {"since": lower, "today": today})
+    frame = read_frame(
+        engine, VOLUME_SQL, {"since": lower, "today": today, "sources": list(sources) if sources else None}
+    )
     judged = frame[frame["baseline_days"] >= VOLUME_MIN_BASELINE_DAYS].copy() if not frame.empty else frame
     if not judged.empty:
         judged["baseline_median"] = judged["baseline_median"].astype(float)
         judged["volume_ratio"] = judged["events"].astype(float) / judged["baseline_median"]
         judged["day"] = judged["day"].astype(str)
     outcome = validate_frame(
-        "raw_order_events_volume", judged,
+        "raw_order_events_volume",
+        judged,
         [gxe.ExpectColumnValuesToBeBetween(column="volume_ratio", min_value=VOLUME_MIN_RATIO)],
-        ["source", "day"], sample_columns=["source", "day", "events", "baseline_median", "volume_ratio"],
+        ["source", "day"],
+        sample_columns=["source", "day", "events", "baseline_median", "volume_ratio"],
     )
     outcome.extra["days_without_baseline"] = int(len(frame) - len(judged))
     return outcome
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # marts.fct_sla_evaluations
 
 
@@ -299,18 +356,26 @@ def sla_evaluation_expectations() -> list[Any]:
         gxe.ExpectColumnValuesToBeInSet(column="stage", value_set=list(SLA_STAGES)),
         gxe.ExpectColumnValuesToNotBeNull(column="status"),
         gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(SLA_STATUSES)),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="due_at", column_B="started_at", or_equal=True,
-                                                    ignore_row_if="either_value_is_missing"),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="due_at", column_B="started_at", or_equal=True, ignore_row_if="either_value_is_missing"
+        ),
         # minutes_late >= 0 exactly when late/overdue, null otherwise; severity likewise
-        gxe.ExpectColumnValuesToNotBeNull(column="minutes_late", row_condition=f"status in {late}",
-                                          condition_parser="pandas"),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="minutes_late", row_condition=f"status in {late}", condition_parser="pandas"
+        ),
         gxe.ExpectColumnValuesToBeBetween(column="minutes_late", min_value=0),
-        gxe.ExpectColumnValuesToBeNull(column="minutes_late", row_condition=f"status not in {late}",
-                                       condition_parser="pandas"),
-        gxe.ExpectColumnValuesToBeInSet(column="severity", value_set=list(SEVERITIES),
-                                        row_condition=f"status in {late}", condition_parser="pandas"),
-        gxe.ExpectColumnValuesToNotBeNull(column="severity", row_condition=f"status in {late}",
-                                          condition_parser="pandas"),
+        gxe.ExpectColumnValuesToBeNull(
+            column="minutes_late", row_condition=f"status not in {late}", condition_parser="pandas"
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="severity",
+            value_set=list(SEVERITIES),
+            row_condition=f"status in {late}",
+            condition_parser="pandas",
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="severity", row_condition=f"status in {late}", condition_parser="pandas"
+        ),
     ]
 
 
@@ -318,11 +383,12 @@ def check_sla_evaluations(engine: sa.Engine) -> SuiteOutcome:
     """Every row of marts.fct_sla_evaluations: known stage and status, due_at >= started_at, minutes_late >= 0
     and a severity exactly when late/overdue (null otherwise)."""
     frame = read_frame(engine, SLA_EVALUATIONS_SQL)
-    return validate_frame("marts_fct_sla_evaluations", frame, sla_evaluation_expectations(),
-                          ["tenant_id", "order_id", "stage"])
+    return validate_frame(
+        "marts_fct_sla_evaluations", frame, sla_evaluation_expectations(), ["tenant_id", "order_id", "stage"]
+    )
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Invoice guard (issue 5): marts.fct_invoice_reconciliation, actions.invoice_adjustments. Schemas are parameters
 # so the suites are tested on scratch tables before those tables exist on this branch.
 
@@ -330,8 +396,10 @@ def check_sla_evaluations(engine: sa.Engine) -> SuiteOutcome:
 def reconciliation_expectations() -> list[Any]:
     _, gxe = _gx()
     return [
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("tenant_id", "invoice_id", "charge_code",
-                                                                 "discrepancy_type", "delta_amount")],
+        *[
+            gxe.ExpectColumnValuesToNotBeNull(column=c)
+            for c in ("tenant_id", "invoice_id", "charge_code", "discrepancy_type", "delta_amount")
+        ],
         gxe.ExpectColumnValuesToBeInSet(column="discrepancy_type", value_set=list(DISCREPANCY_TYPES)),
         # delta_amount = billed - expected (missing side = 0), to the cent
         gxe.ExpectColumnValuesToBeBetween(column="delta_error", min_value=-0.005, max_value=0.005),
@@ -350,12 +418,17 @@ def check_invoice_reconciliation(engine: sa.Engine, schema: str = "marts") -> Su
         from {schema}.fct_invoice_reconciliation
         """,
     )
-    return validate_frame("marts_fct_invoice_reconciliation", frame, reconciliation_expectations(),
-                          ["tenant_id", "invoice_id", "charge_code", "order_id"])
+    return validate_frame(
+        "marts_fct_invoice_reconciliation",
+        frame,
+        reconciliation_expectations(),
+        ["tenant_id", "invoice_id", "charge_code", "order_id"],
+    )
 
 
-def check_invoice_adjustments(engine: sa.Engine, marts_schema: str = "marts",
-                              actions_schema: str = "actions") -> SuiteOutcome:
+def check_invoice_adjustments(
+    engine: sa.Engine, marts_schema: str = "marts", actions_schema: str = "actions"
+) -> SuiteOutcome:
     """Per (tenant, invoice): the open adjustments sum to −Σ delta_amount of the non-matched reconciliation rows,
     one adjustment per non-matched row."""
     _, gxe = _gx()
@@ -385,7 +458,8 @@ def check_invoice_adjustments(engine: sa.Engine, marts_schema: str = "marts",
         """,
     )
     return validate_frame(
-        "actions_invoice_adjustments", frame,
+        "actions_invoice_adjustments",
+        frame,
         [
             gxe.ExpectColumnValuesToBeBetween(column="imbalance", min_value=-0.005, max_value=0.005),
             gxe.ExpectColumnValuesToBeBetween(column="count_difference", min_value=0, max_value=0),

@@ -89,7 +89,9 @@ def collect_radar(engine: sa.Engine, report_date: date, generated_at: datetime) 
         for offset in range(TREND_DAYS):
             day = first + timedelta(days=offset)
             row = by_day.get(day)
-            data.trend.append(TrendPoint(day, int(row.due_count) if row else 0, int(row.met_count) if row else 0))
+            data.trend.append(
+                TrendPoint(day, int(row.due_count) if row else 0, int(row.met_count) if row else 0)
+            )
 
         data.narratives_available = _exists(conn, "actions.exception_narratives")
         narrative_join = (
@@ -106,21 +108,25 @@ def collect_radar(engine: sa.Engine, report_date: date, generated_at: datetime) 
         data.open_exception_count = conn.execute(
             sa.text("select count(*) from marts.fct_sla_exceptions where status = 'open'")
         ).scalar_one()
-        rows = conn.execute(
-            sa.text(
-                f"""
+        rows = (
+            conn.execute(
+                sa.text(
+                    f"""
                 select e.exception_id, e.tenant_id, e.order_id, e.stage, e.warehouse_id, e.severity,
                        e.reason_code, e.due_at, e.minutes_late, n.ops_note as narrative
                 from marts.fct_sla_exceptions as e
                 {narrative_join}
-                where e.status = 'open'
+                where e.status = 'open' and e.opened_at >= :start and e.opened_at < :end
                 order by case e.severity when 'critical' then 0 when 'major' then 1 else 2 end,
                          e.minutes_late desc nulls last, e.exception_id
                 limit :limit
                 """
-            ),
-            {"limit": MAX_EXCEPTIONS},
-        ).mappings().all()
+                ),
+                {"limit": MAX_EXCEPTIONS, "start": first, "end": report_date + timedelta(days=1)},
+            )
+            .mappings()
+            .all()
+        )
         data.exceptions = [OpenException(**row) for row in rows]
 
         if _exists(conn, "actions.invoice_adjustments"):
@@ -143,7 +149,7 @@ def collect_radar(engine: sa.Engine, report_date: date, generated_at: datetime) 
     return data
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Rendering
 
 CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 720, 220, 36
@@ -169,10 +175,14 @@ def chart_geometry(trend: list[TrendPoint]) -> dict:
     if current:
         segments.append(current)
     return {
-        "width": CHART_WIDTH, "height": CHART_HEIGHT, "pad": CHART_PAD,
-        "segments": [" ".join(s) for s in segments], "points": points,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "pad": CHART_PAD,
+        "segments": [" ".join(s) for s in segments],
+        "points": points,
         "gridlines": [{"pct": p, "y": round(CHART_PAD + inner_h * (1 - p / 100), 1)} for p in (0, 50, 100)],
-        "first_day": trend[0].day.isoformat() if trend else "", "last_day": trend[-1].day.isoformat() if trend else "",
+        "first_day": trend[0].day.isoformat() if trend else "",
+        "last_day": trend[-1].day.isoformat() if trend else "",
     }
 
 
@@ -218,7 +228,8 @@ svg .line { fill: none; stroke: #2563eb; stroke-width: 2; } svg .grid { stroke: 
 </section>
 
 <section id="exceptions">
-<h2>Open exceptions ({{ data.open_exception_count }})</h2>
+<h2>Open exceptions opened in these {{ data.trend | length }} days</h2>
+<p class="muted">{{ data.open_exception_count }} open in total.</p>
 {% if data.exceptions %}
 <table>
 <tr><th>tenant</th><th>order</th><th>stage</th><th>warehouse</th><th>severity</th><th>reason</th><th>due</th><th>minutes late</th><th>narrative</th></tr>
@@ -231,9 +242,9 @@ svg .line { fill: none; stroke: #2563eb; stroke-width: 2; } svg .grid { stroke: 
 </tr>
 {% endfor %}
 </table>
-{% if data.open_exception_count > data.exceptions | length %}<p class="muted">Showing the {{ data.exceptions | length }} most severe.</p>{% endif %}
+{% if data.exceptions | length == max_exceptions %}<p class="muted">Showing the {{ max_exceptions }} most severe.</p>{% endif %}
 {% else %}
-<p>No open exceptions.</p>
+<p>No open exceptions opened in this period.</p>
 {% endif %}
 </section>
 
@@ -259,7 +270,12 @@ svg .line { fill: none; stroke: #2563eb; stroke-width: 2; } svg .grid { stroke: 
 
 def render_radar(data: RadarData) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(TEMPLATE).render(data=data, chart=chart_geometry(data.trend), no_narrative=NO_NARRATIVE)
+    return env.from_string(TEMPLATE).render(
+        data=data,
+        chart=chart_geometry(data.trend),
+        no_narrative=NO_NARRATIVE,
+        max_exceptions=MAX_EXCEPTIONS,
+    )
 
 
 def write_radar(html: str, reports_dir: Path, report_date: date) -> Path:

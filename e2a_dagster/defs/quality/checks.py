@@ -14,12 +14,17 @@ ORDER_EVENTS = dg.AssetKey(["raw", "order_events"])
 SLA_EVALUATIONS = dg.AssetKey(["marts", "fct_sla_evaluations"])
 
 
-def check_result(outcome: quality.SuiteOutcome, *, severity=dg.AssetCheckSeverity.ERROR,
-                 **extra) -> dg.AssetCheckResult:
+def check_result(
+    outcome: quality.SuiteOutcome, *, severity=dg.AssetCheckSeverity.ERROR, **extra
+) -> dg.AssetCheckResult:
     """Counts per expectation, failing-row count and a sample of failing rows as readable metadata."""
     expectations = [
-        {"expectation": e.expectation + (f"({e.column})" if e.column else ""), "checked": e.checked,
-         "failed": e.failed, "ok": "yes" if e.success else "NO"}
+        {
+            "expectation": e.expectation + (f"({e.column})" if e.column else ""),
+            "checked": e.checked,
+            "failed": e.failed,
+            "ok": "yes" if e.success else "NO",
+        }
         for e in outcome.expectations
     ]
     metadata = {
@@ -31,10 +36,15 @@ def check_result(outcome: quality.SuiteOutcome, *, severity=dg.AssetCheckSeverit
     }
     if outcome.failed_rows:
         metadata["failed_rows_sample"] = dg.MetadataValue.md(markdown_table(outcome.failed_rows))
-    return dg.AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata,
-                               description=None if outcome.passed else
-                               f"{len(outcome.failed_expectations)} expectation(s) failed on "
-                               f"{outcome.failed_row_count} value(s); see failed_rows_sample")
+    return dg.AssetCheckResult(
+        passed=outcome.passed,
+        severity=severity,
+        metadata=metadata,
+        description=None
+        if outcome.passed
+        else f"{len(outcome.failed_expectations)} expectation(s) failed on "
+        f"{outcome.failed_row_count} value(s); see failed_rows_sample",
+    )
 
 
 @dg.asset_check(
@@ -69,8 +79,11 @@ def order_event_volume_is_steady(database: Database) -> dg.AssetCheckResult:
     engine = database.engine
     since = quality.read_watermark(engine, "order_events_are_well_formed")
     outcome = quality.check_event_volume(engine, since)
-    return check_result(outcome, severity=dg.AssetCheckSeverity.WARN,
-                        days_without_baseline=outcome.extra["days_without_baseline"])
+    return check_result(
+        outcome,
+        severity=dg.AssetCheckSeverity.WARN,
+        days_without_baseline=outcome.extra["days_without_baseline"],
+    )
 
 
 @dg.asset_check(

@@ -12,11 +12,16 @@ import dagster as dg
 # worth a look, six hours is a stopped feed.
 RAW_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=6), warn_window=timedelta(hours=1))
 # SLA marts: rebuilt every 5 minutes (refresh_sla_job); statuses move with time, so 15/30 minutes is stale.
-SLA_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15))
+SLA_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
+)
 
 RAW_ASSETS = dg.AssetSelection.key_prefixes(["raw"])
 SLA_MARTS = dg.AssetSelection.assets(
-    *(dg.AssetKey(["marts", name]) for name in ("fct_sla_evaluations", "fct_sla_exceptions", "agg_sla_compliance_daily"))
+    *(
+        dg.AssetKey(["marts", name])
+        for name in ("fct_sla_evaluations", "fct_sla_exceptions", "agg_sla_compliance_daily")
+    )
 )
 
 
