@@ -419,9 +419,9 @@ def test_notifications_retry_on_500_and_never_resend(engine, built):
             return 500, {}
         return 200, {}
 
-    notifier = lambda url: Notifier(
-        webhook_url=url, backoff_seconds=0.001, min_interval_seconds=0.0, max_per_run=10_000
-    )
+    def notifier(url: str) -> Notifier:
+        return Notifier(webhook_url=url, backoff_seconds=0.001, min_interval_seconds=0.0, max_per_run=10_000)
+
     with WebhookServer(respond) as hook:
         first = dg.materialize(
             [notifications], resources={"database": Database(), "notifier": notifier(hook.url)}
