@@ -16,6 +16,8 @@ SLA_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
 )
 
+# Continuous feeds only: billing files (raw/invoice_lines) arrive per invoice run, days or weeks apart.
+RAW_FEEDS = frozenset({dg.AssetKey(["raw", "order_events"]), dg.AssetKey(["raw", "shopify_orders"])})
 RAW_ASSETS = dg.AssetSelection.key_prefixes(["raw"])
 SLA_MARTS = dg.AssetSelection.assets(
     *(
@@ -26,8 +28,10 @@ SLA_MARTS = dg.AssetSelection.assets(
 
 
 def with_freshness(defs: dg.Definitions) -> dg.Definitions:
-    for policy, selection in ((RAW_FRESHNESS, RAW_ASSETS), (SLA_FRESHNESS, SLA_MARTS)):
-        defs = defs.map_resolved_asset_specs(
-            func=lambda spec, policy=policy: dg.apply_freshness_policy(spec, policy), selection=selection
-        )
-    return defs
+    defs = defs.map_resolved_asset_specs(
+        func=lambda spec: dg.apply_freshness_policy(spec, RAW_FRESHNESS) if spec.key in RAW_FEEDS else spec,
+        selection=RAW_ASSETS,
+    )
+    return defs.map_resolved_asset_specs(
+        func=lambda spec: dg.apply_freshness_policy(spec, SLA_FRESHNESS), selection=SLA_MARTS
+    )
