@@ -266,6 +266,96 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "(status, approval_status)",
         ],
     ),
+    (
+        6,
+        "notifications, quality-check watermarks, BI access function (grants + row-level security)",
+        [
+            # One row per (kind, subject): the bookkeeping that makes delivery exactly-once across re-runs.
+            """
+            create table if not exists actions.notifications (
+                notification_id  bigserial   primary key,
+                kind             text        not null
+                                 check (kind in ('sla_exception_critical', 'invoice_adjustment_needs_review')),
+                subject_id       text        not null,
+                tenant_id        text        not null,
+                title            text        not null,
+                message          jsonb       not null,
+                status           text        not null default 'pending'
+                                 check (status in ('pending', 'sent', 'failed', 'skipped')),
+                attempts         integer     not null default 0,
+                last_error       text,
+                response_status  integer,
+                created_at       timestamptz not null default now(),
+                last_attempt_at  timestamptz,
+                sent_at          timestamptz,
+                unique (kind, subject_id)
+            )
+            """,
+            "create index if not exists notifications_status_idx on actions.notifications (status)",
+            # High-water marks of incremental quality checks (a failing check does not move its mark).
+            """
+            create table if not exists ops.quality_watermarks (
+                check_name      text        primary key,
+                checked_through timestamptz not null,
+                updated_at      timestamptz not null default now()
+            )
+            """,
+            # Grants and row-level security of one marts/actions relation for the BI roles (DESIGN §7). Called
+            # by the dbt post-hook of every mart (dbt recreates tables) and by Python for every relation. A
+            # relation is visible to the per-tenant roles only once RLS limits it to their tenant.
+            """
+            create or replace function ops.apply_bi_access(rel regclass) returns void
+            language plpgsql as $fn$
+            declare
+                kind "char";
+                has_tenant boolean;
+                bi boolean := exists (select 1 from pg_roles where rolname = 'e2a_bi');
+                tenants boolean := exists (select 1 from pg_roles where rolname = 'e2a_bi_tenants');
+            begin
+                select c.relkind into kind from pg_class c where c.oid = rel;
+                select exists (
+                    select 1 from pg_attribute
+                    where attrelid = rel and attname = 'tenant_id' and attnum > 0 and not attisdropped
+                ) into has_tenant;
+                if kind in ('r', 'p') then
+                    execute format('alter table %s enable row level security', rel);
+                    if bi then
+                        execute format('grant select on %s to e2a_bi', rel);
+                        execute format('drop policy if exists e2a_bi_all_rows on %s', rel);
+                        execute format('create policy e2a_bi_all_rows on %s for select to e2a_bi using (true)', rel);
+                    end if;
+                    if tenants then
+                        execute format('drop policy if exists e2a_bi_own_tenant on %s', rel);
+                        if has_tenant then
+                            execute format(
+                                'create policy e2a_bi_own_tenant on %s for select to e2a_bi_tenants '
+                                'using (tenant_id = substr(current_user, 8))', rel);
+                            execute format('grant select on %s to e2a_bi_tenants', rel);
+                        else
+                            execute format('revoke all on %s from e2a_bi_tenants', rel);
+                        end if;
+                    end if;
+                elsif kind in ('v', 'm') then
+                    if kind = 'v' then
+                        -- the view reads its tables as the querying role, so their RLS applies
+                        execute format('alter view %s set (security_invoker = true)', rel);
+                    end if;
+                    if bi then
+                        execute format('grant select on %s to e2a_bi', rel);
+                    end if;
+                    if tenants then
+                        if kind = 'v' and has_tenant then
+                            execute format('grant select on %s to e2a_bi_tenants', rel);
+                        else
+                            execute format('revoke all on %s from e2a_bi_tenants', rel);
+                        end if;
+                    end if;
+                end if;
+            end
+            $fn$
+            """,
+        ],
+    ),
 ]
 
 
