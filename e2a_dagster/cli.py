@@ -36,6 +36,8 @@ run_coordinator:
     max_concurrent_runs: 2
 concurrency:
   default_op_concurrency_limit: 2
+freshness:
+  enabled: true
 """
 
 
@@ -52,10 +54,42 @@ def _prepare(settings: Settings, *, start_db: bool = True) -> ConnectionInfo:
     engine = make_engine(info)
     try:
         migrate(engine)
+        _setup_bi_roles(engine, settings)
     finally:
         engine.dispose()
     os.environ.update(info.dbt_env())
     return info
+
+
+def _bi_tenants() -> list[str]:
+    """Per-tenant BI roles to create: ``E2A_BI_TENANT_ROLES`` = ``all`` or a comma list of tenant ids."""
+    from e2a_dagster.lib.reference import Reference
+
+    wanted = os.environ.get("E2A_BI_TENANT_ROLES", "").strip()
+    if not wanted:
+        return []
+    known = sorted(Reference.load().tenants)
+    return known if wanted == "all" else [t.strip() for t in wanted.split(",") if t.strip()]
+
+
+def _setup_bi_roles(engine, settings: Settings) -> None:
+    """The read-only BI roles (lib/bi.py). Best effort: a database user without CREATEROLE gets a warning."""
+    from e2a_dagster.lib.bi import BIAccessError, ensure_bi_roles
+
+    try:
+        ensure_bi_roles(engine, settings.home, _bi_tenants())
+    except BIAccessError as exc:
+        print(f"[e2a] warning: {exc}", file=sys.stderr)
+
+
+def bi_url(settings: Settings, info: ConnectionInfo, *, reveal: bool = False, tenant: str | None = None) -> str:
+    """The PostgreSQL URL a BI tool uses (TCP; the e2a_bi role or a tenant's role)."""
+    from e2a_dagster.lib.bi import BI_ROLE, bi_connection, role_password, tenant_role
+
+    role = tenant_role(tenant) if tenant else BI_ROLE
+    password = role_password(role, settings.home).value
+    url = bi_connection(info, role, password).url()
+    return url if reveal else redact(url)
 
 
 def _load_defs():
@@ -238,10 +272,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
     stop = threading.Event()
     if not args.no_demo:
         threading.Thread(target=_feed_loop, args=(stop, settings, 30.0, shopify_tenant), daemon=True).start()
-    tcp = EmbeddedServer(settings.home).tcp_info() if not settings.database_url else None
+    tcp = EmbeddedServer(settings.home).tcp_info() if not settings.database_url else info
     print(f"[e2a] Dagster UI: http://{args.host}:{args.port}")
-    if tcp:
-        print(f"[e2a] BI connection (read the marts and actions schemas): {tcp.url()}")
+    if tcp and not tcp.is_socket:
+        from e2a_dagster.lib.bi import BI_ROLE, role_password
+
+        origin = role_password(BI_ROLE, settings.home).origin.split(":", 1)
+        where = f"${origin[1]}" if origin[0] == "env" else origin[1]
+        print(f"[e2a] BI connection (read-only, marts and actions): {bi_url(settings, tcp)}  "
+              f"(password: {where}; `e2a db url --bi --reveal` prints it whole)")
     cmd = [
         str(Path(sys.executable).parent / "dagster"), "dev",
         "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port),
@@ -273,6 +312,12 @@ def _seed_keys():
 
 def cmd_db(args: argparse.Namespace) -> int:
     settings = load_settings()
+    if args.action == "url" and (args.bi or args.tenant):
+        info = _prepare(settings)
+        if settings.database_url is None:
+            info = EmbeddedServer(settings.home).tcp_info() or info
+        print(bi_url(settings, info, reveal=args.reveal, tenant=args.tenant))
+        return 0
     if args.action == "url":
         if settings.database_url:
             print(settings.database_url if args.reveal else redact(settings.database_url))
@@ -406,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="the database")
     db.add_argument("action", choices=["url", "start", "stop"])
-    db.add_argument("--reveal", action="store_true", help="print a password in E2A_DATABASE_URL as is")
+    db.add_argument("--reveal", action="store_true", help="print the password as is")
+    db.add_argument("--bi", action="store_true", help="the read-only BI role's URL (e2a_bi)")
+    db.add_argument("--tenant", help="the URL of a tenant's BI role (e2a_bi_<tenant>, row-level security)")
     db.set_defaults(func=cmd_db)
 
     dlq = sub.add_parser("dlq", help="rejected records (dead-letter queue)")

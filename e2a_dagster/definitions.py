@@ -4,6 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from e2a_dagster.defs.quality.freshness import with_freshness
+from sensors.landing_billing import landing_billing_sensor
 from sensors.landing_events import landing_events_sensor
 from sensors.shopify import shopify_sensor
 
@@ -17,7 +19,11 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(
-        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(sensors=[landing_events_sensor, shopify_sensor, automation_sensor]),
+    return with_freshness(
+        dg.Definitions.merge(
+            dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+            dg.Definitions(
+                sensors=[landing_events_sensor, landing_billing_sensor, shopify_sensor, automation_sensor]
+            ),
+        )
     )

@@ -13,6 +13,7 @@ from pydantic import PrivateAttr
 from e2a_dagster.lib.database import ConnectionInfo, make_engine, resolve_connection
 from e2a_dagster.lib.dbt import dbt_executable
 from e2a_dagster.lib.llm import LLMConfig, config_from_env
+from e2a_dagster.lib.notify import WebhookClient
 from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.schema import migrate
 from e2a_dagster.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
@@ -64,6 +65,10 @@ class LandingZone(dg.ConfigurableResource):
     def events_dir(self) -> Path:
         return load_settings().events_dir
 
+    @property
+    def billing_dir(self) -> Path:
+        return load_settings().billing_dir
+
     def reference(self) -> Reference:
         """Read fresh on every call: a seed fix is seen by the next run without a restart."""
         return Reference.load()
@@ -79,6 +84,27 @@ class LLM(dg.ConfigurableResource):
         return config_from_env()
 
 
+class Notifier(dg.ConfigurableResource):
+    """The notification webhook (Slack-compatible). ``webhook_url`` unset -> ``E2A_NOTIFY_WEBHOOK_URL`` at run
+    time; neither set -> notifications are off (recorded as skipped, nothing sent)."""
+
+    webhook_url: str | None = None
+    retries: int = 3
+    backoff_seconds: float = 1.0
+    min_interval_seconds: float = 1.0
+    max_per_run: int = 50
+    max_attempts: int = 8
+
+    @property
+    def url(self) -> str | None:
+        return self.webhook_url or os.environ.get("E2A_NOTIFY_WEBHOOK_URL") or None
+
+    def client(self) -> WebhookClient:
+        assert self.url, "notifications are off (no webhook URL)"
+        return WebhookClient(self.url, retries=self.retries, backoff=self.backoff_seconds,
+                             min_interval=self.min_interval_seconds)
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
@@ -87,6 +113,7 @@ def resources() -> dg.Definitions:
             "landing": LandingZone(),
             "shopify": ShopifyShop(),
             "llm": LLM(),
+            "notifier": Notifier(),
             "dbt": DbtCliResource(
                 project_dir=dbt_project, profiles_dir=os.fspath(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
             ),

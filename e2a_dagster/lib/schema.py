@@ -202,6 +202,160 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "create index if not exists order_events_occurred_idx on raw.order_events (occurred_at)",
         ],
     ),
+    (
+        5,
+        "billed invoice lines (versioned by content hash); invoice adjustments",
+        [
+            # Every version of every billed line is kept: a re-sent identical line is a no-op (same content
+            # hash), a changed one is a new row. staging picks the current version (highest line_version).
+            """
+            create table if not exists raw.invoice_lines (
+                invoice_id    text          not null,
+                line_id       text          not null,
+                content_hash  text          not null,
+                tenant_id     text          not null,
+                invoice_date  date          not null,
+                period_start  date          not null,
+                period_end    date          not null,
+                charge_code   text          not null,
+                order_id      text,
+                quantity      numeric(14,4),
+                unit_rate     numeric(14,6),
+                amount        numeric(12,2) not null,
+                currency      text          not null,
+                payload       jsonb         not null,
+                file_name     text          not null,
+                line_number   integer       not null,
+                line_version  bigserial     not null,
+                ingested_at   timestamptz   not null default now(),
+                primary key (invoice_id, line_id, content_hash),
+                check (period_start <= period_end)
+            )
+            """,
+            "create index if not exists invoice_lines_tenant_period_idx on raw.invoice_lines "
+            "(tenant_id, period_start)",
+            "create index if not exists invoice_lines_ingested_idx on raw.invoice_lines (ingested_at)",
+            """
+            create table if not exists actions.invoice_adjustments (
+                adjustment_id     text          primary key,
+                tenant_id         text          not null,
+                invoice_id        text          not null,
+                charge_code       text          not null,
+                order_id          text,
+                discrepancy_type  text          not null,
+                kind              text          not null check (kind in ('correction', 'sla_credit')),
+                reason_code       text          not null,
+                reason            text          not null,
+                amount            numeric(12,2) not null,
+                currency          text          not null,
+                approval_status   text          not null
+                                  check (approval_status in ('auto_approved', 'needs_review', 'approved',
+                                                             'rejected')),
+                status            text          not null default 'open'
+                                  check (status in ('open', 'superseded')),
+                evidence          jsonb         not null,
+                content_hash      text          not null,
+                created_at        timestamptz   not null default now(),
+                updated_at        timestamptz   not null default now(),
+                superseded_at     timestamptz
+            )
+            """,
+            "create index if not exists invoice_adjustments_invoice_idx on actions.invoice_adjustments "
+            "(tenant_id, invoice_id)",
+            "create index if not exists invoice_adjustments_status_idx on actions.invoice_adjustments "
+            "(status, approval_status)",
+        ],
+    ),
+    (
+        6,
+        "notifications, quality-check watermarks, BI access function (grants + row-level security)",
+        [
+            # One row per (kind, subject): the bookkeeping that makes delivery exactly-once across re-runs.
+            """
+            create table if not exists actions.notifications (
+                notification_id  bigserial   primary key,
+                kind             text        not null
+                                 check (kind in ('sla_exception_critical', 'invoice_adjustment_needs_review')),
+                subject_id       text        not null,
+                tenant_id        text        not null,
+                title            text        not null,
+                message          jsonb       not null,
+                status           text        not null default 'pending'
+                                 check (status in ('pending', 'sent', 'failed', 'skipped')),
+                attempts         integer     not null default 0,
+                last_error       text,
+                response_status  integer,
+                created_at       timestamptz not null default now(),
+                last_attempt_at  timestamptz,
+                sent_at          timestamptz,
+                unique (kind, subject_id)
+            )
+            """,
+            "create index if not exists notifications_status_idx on actions.notifications (status)",
+            # High-water marks of incremental quality checks (a failing check does not move its mark).
+            """
+            create table if not exists ops.quality_watermarks (
+                check_name      text        primary key,
+                checked_through timestamptz not null,
+                updated_at      timestamptz not null default now()
+            )
+            """,
+            # Grants and row-level security of one marts/actions relation for the BI roles (DESIGN §7). Called
+            # by the dbt post-hook of every mart (dbt recreates tables) and by Python for every relation. A
+            # relation is visible to the per-tenant roles only once RLS limits it to their tenant.
+            """
+            create or replace function ops.apply_bi_access(rel regclass) returns void
+            language plpgsql as $fn$
+            declare
+                kind "char";
+                has_tenant boolean;
+                bi boolean := exists (select 1 from pg_roles where rolname = 'e2a_bi');
+                tenants boolean := exists (select 1 from pg_roles where rolname = 'e2a_bi_tenants');
+            begin
+                select c.relkind into kind from pg_class c where c.oid = rel;
+                select exists (
+                    select 1 from pg_attribute
+                    where attrelid = rel and attname = 'tenant_id' and attnum > 0 and not attisdropped
+                ) into has_tenant;
+                if kind in ('r', 'p') then
+                    execute format('alter table %s enable row level security', rel);
+                    if bi then
+                        execute format('grant select on %s to e2a_bi', rel);
+                        execute format('drop policy if exists e2a_bi_all_rows on %s', rel);
+                        execute format('create policy e2a_bi_all_rows on %s for select to e2a_bi using (true)', rel);
+                    end if;
+                    if tenants then
+                        execute format('drop policy if exists e2a_bi_own_tenant on %s', rel);
+                        if has_tenant then
+                            execute format(
+                                'create policy e2a_bi_own_tenant on %s for select to e2a_bi_tenants '
+                                'using (tenant_id = substr(current_user, 8))', rel);
+                            execute format('grant select on %s to e2a_bi_tenants', rel);
+                        else
+                            execute format('revoke all on %s from e2a_bi_tenants', rel);
+                        end if;
+                    end if;
+                elsif kind in ('v', 'm') then
+                    if kind = 'v' then
+                        -- the view reads its tables as the querying role, so their RLS applies
+                        execute format('alter view %s set (security_invoker = true)', rel);
+                    end if;
+                    if bi then
+                        execute format('grant select on %s to e2a_bi', rel);
+                    end if;
+                    if tenants then
+                        if kind = 'v' and has_tenant then
+                            execute format('grant select on %s to e2a_bi_tenants', rel);
+                        else
+                            execute format('revoke all on %s from e2a_bi_tenants', rel);
+                        end if;
+                    end if;
+                end if;
+            end
+            $fn$
+            """,
+        ],
+    ),
 ]
 
 

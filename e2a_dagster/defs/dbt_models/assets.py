@@ -9,6 +9,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
 from e2a_dagster.defs.resources import Database, dbt_project
+from e2a_dagster.lib.invoice_metrics import METRICS_BY_MODEL as INVOICE_METRICS
 from e2a_dagster.lib.sla_metrics import METRICS_BY_MODEL
 
 
@@ -43,11 +44,12 @@ def e2a_dbt_models(
 
 
 def with_model_metrics(context: dg.AssetExecutionContext, event, database: Database):
-    """Add the SLA figures (counts by status and severity) to the SLA marts' materializations."""
+    """Add the SLA figures (counts by status and severity) and the invoice money totals to the marts'
+    materializations."""
     if not isinstance(event, dg.Output):
         return event
     key = context.asset_key_for_output(event.output_name)
-    metrics = METRICS_BY_MODEL.get(key.path[-1])
+    metrics = METRICS_BY_MODEL.get(key.path[-1]) or INVOICE_METRICS.get(key.path[-1])
     if metrics is None:
         return event
     return event.with_metadata({**event.metadata, **metrics(database.engine)})

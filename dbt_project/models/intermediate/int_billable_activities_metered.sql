@@ -1,0 +1,136 @@
+{{ config(tags=['invoice']) }}
+-- One row per billable activity: (tenant, order, charge code) with its quantity, the instant that puts it in
+-- a billing period, and the event it was measured from (DESIGN §6):
+--   ORDER_FEE    1 per order handed to the carrier (earliest carrier_pickup / picked_up)
+--   PICK_UNIT    units from pick_completed (else the order's line-item units), when > 0
+--   PACK_CARTON  cartons from pack_completed, else 1
+--   SHIPPING     postage from label_printed (the quantity is the postage; the rate card adds the markup)
+--   RETURN_FEE   1 per returned order, at its earliest return_received
+-- Order charges fall in the month of handed_to_carrier_at, returns in the month of the return, both in the
+-- tenant's time zone. Cancelled orders are not billed. Only events at or before as_of count.
+{%- set as_of = as_of_timestamp() %}
+{%- set order_event_types = "'order_created', 'order_paid', 'order_released', 'order_cancelled', 'hold_placed', 'hold_released'" %}
+
+with orders as (
+    select tenant_id, order_id, handed_to_carrier_at, units, cartons, postage, is_cancelled
+    from {{ ref('fct_orders') }}
+),
+
+events as (
+    select tenant_id, order_id, source, event_id, event_type, occurred_at, units, cartons, postage
+    from {{ ref('stg_landing__order_events') }}
+    where occurred_at <= {{ as_of }}
+      and event_type in (
+          'carrier_pickup', 'picked_up', 'pick_completed', 'pack_completed', 'label_printed',
+          'return_received', {{ order_event_types }}
+      )
+),
+
+-- The event each charge is measured from, chosen as int_orders_milestoned chooses the value.
+candidate_events as (
+    select events.*, 'ORDER_FEE' as charge_code, 1 as priority, 0 as value_rank
+    from events where event_type in ('carrier_pickup', 'picked_up')
+    union all
+    select events.*, 'PICK_UNIT', case when event_type = 'pick_completed' then 1 else 2 end,
+           case when event_type = 'pick_completed' then 0 else -units end
+    from events
+    where units is not null and (event_type = 'pick_completed' or event_type in ({{ order_event_types }}))
+    union all
+    select events.*, 'PACK_CARTON', 1, 0 from events where event_type = 'pack_completed' and cartons is not null
+    union all
+    select events.*, 'SHIPPING', 1, 0 from events where event_type = 'label_printed' and postage is not null
+    union all
+    select events.*, 'RETURN_FEE', 1, 0 from events where event_type = 'return_received'
+),
+
+source_events as (
+    select
+        tenant_id, order_id, charge_code, source, event_id, event_type, occurred_at,
+        row_number() over (
+            partition by tenant_id, order_id, charge_code
+            order by priority, value_rank, occurred_at, source, event_id
+        ) as event_rank
+    from candidate_events
+),
+
+order_charges as (
+    select
+        orders.tenant_id,
+        orders.order_id,
+        charges.charge_code,
+        case charges.charge_code
+            when 'ORDER_FEE' then cast(1 as numeric)
+            when 'PICK_UNIT' then cast(orders.units as numeric)
+            when 'PACK_CARTON' then cast(coalesce(orders.cartons, 1) as numeric)
+            when 'SHIPPING' then cast(orders.postage as numeric)
+        end as quantity,
+        orders.handed_to_carrier_at as activity_at
+    from orders
+    cross join (
+        select 'ORDER_FEE' as charge_code union all select 'PICK_UNIT' union all select 'PACK_CARTON'
+        union all select 'SHIPPING'
+    ) as charges
+    where orders.handed_to_carrier_at is not null
+      and not orders.is_cancelled
+),
+
+returns as (
+    select
+        orders.tenant_id,
+        orders.order_id,
+        'RETURN_FEE' as charge_code,
+        cast(1 as numeric) as quantity,
+        source_events.occurred_at as activity_at
+    from orders
+    inner join source_events
+        on orders.tenant_id = source_events.tenant_id
+        and orders.order_id = source_events.order_id
+        and source_events.charge_code = 'RETURN_FEE'
+        and source_events.event_rank = 1
+    where not orders.is_cancelled
+),
+
+activities as (
+    select * from order_charges where quantity > 0
+    union all
+    select * from returns
+),
+
+tenants as (
+    select tenant_id, time_zone, currency from {{ ref('tenants') }}
+),
+
+dated as (
+    select
+        activities.*,
+        tenants.currency,
+        {{ local_date('activities.activity_at', 'tenants.time_zone') }} as activity_date
+    from activities
+    inner join tenants on activities.tenant_id = tenants.tenant_id
+)
+
+select
+    dated.tenant_id,
+    dated.order_id,
+    dated.charge_code,
+    cast(dated.quantity as numeric(14, 4)) as quantity,
+    dated.activity_at,
+    dated.activity_date,
+    cast({{ dbt.date_trunc('month', 'dated.activity_date') }} as date) as period_start,
+    {{ month_end(dbt.date_trunc('month', 'dated.activity_date')) }} as period_end,
+    dated.currency,
+    case when source_events.event_id is not null then
+        jsonb_build_array(jsonb_build_object(
+            'source', source_events.source,
+            'event_id', source_events.event_id,
+            'event_type', source_events.event_type,
+            'occurred_at', source_events.occurred_at
+        ))
+        else '[]'::jsonb
+    end as source_event_ids
+from dated
+left join source_events
+    on dated.tenant_id = source_events.tenant_id
+    and dated.order_id = source_events.order_id
+    and dated.charge_code = source_events.charge_code
+    and source_events.event_rank = 1

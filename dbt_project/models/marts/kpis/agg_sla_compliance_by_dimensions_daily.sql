@@ -1,0 +1,52 @@
+-- KPI: SLA compliance by tenant, warehouse, carrier, service level, stage and local due date.
+-- Same counting rule as agg_sla_compliance_daily (a stage counts once due and not cancelled), one level finer;
+-- counts are additive, so a BI tool rolls up by summing counts and recomputing 100 × met / due.
+{%- set as_of = as_of_timestamp() %}
+
+with flagged as (
+    select
+        tenant_id,
+        warehouse_id,
+        carrier,
+        service_level,
+        stage,
+        due_local_date,
+        status,
+        status in ('met', 'late', 'overdue') and due_at <= {{ as_of }} as is_due
+    from {{ ref('fct_sla_evaluations') }}
+    where due_local_date is not null
+),
+
+counted as (
+    select
+        tenant_id,
+        warehouse_id,
+        carrier,
+        service_level,
+        stage,
+        due_local_date,
+        count(*) filter (where is_due) as due_count,
+        count(*) filter (where is_due and status = 'met') as met_count,
+        count(*) filter (where is_due and status in ('late', 'overdue')) as late_count,
+        count(*) filter (where is_due and status = 'overdue') as overdue_count,
+        count(*) filter (where status = 'cancelled') as cancelled_count
+    from flagged
+    group by tenant_id, warehouse_id, carrier, service_level, stage, due_local_date
+)
+
+select
+    cast(tenant_id as text) as tenant_id,
+    cast(warehouse_id as text) as warehouse_id,
+    cast(carrier as text) as carrier,
+    cast(service_level as text) as service_level,
+    cast(stage as text) as stage,
+    cast(due_local_date as date) as due_local_date,
+    cast(due_count as integer) as due_count,
+    cast(met_count as integer) as met_count,
+    cast(late_count as integer) as late_count,
+    cast(overdue_count as integer) as overdue_count,
+    cast(cancelled_count as integer) as cancelled_count,
+    cast(case when due_count > 0 then round(100.0 * met_count / due_count, 2) end as numeric(5, 2))
+        as compliance_pct,
+    cast({{ as_of }} as timestamptz) as as_of
+from counted

@@ -1,0 +1,1 @@
+"""Actions that close the loop: notifications and the daily SLA radar report."""

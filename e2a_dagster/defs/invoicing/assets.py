@@ -1,0 +1,102 @@
+"""Billing ingestion (``raw/invoice_lines``) and invoice adjustments (``actions/invoice_adjustments``)."""
+
+import dagster as dg
+
+from e2a_dagster.defs.resources import Database, LandingZone
+from e2a_dagster.lib.billing import billing_ingested_hashes, ingest_billing_file, pending_billing_files
+from e2a_dagster.lib.ingest import file_hash
+from e2a_dagster.lib.invoice_metrics import reconciliation_metrics
+from e2a_dagster.lib.invoicing import sync_adjustments
+from e2a_dagster.lib.reports import markdown_table
+
+
+class BillingFilesConfig(dg.Config):
+    files: list[str] = []  # noqa: RUF012 (dg.Config is a pydantic model: defaults are copied)
+    """File names in ``<landing>/billing`` to load; empty = every file not in the ledger yet."""
+
+
+@dg.asset(
+    key=["raw", "invoice_lines"],
+    group_name="ingestion",
+    kinds={"python", "postgres"},
+    description="Billed invoice lines from <landing>/billing/*.csv (DESIGN §4.3), versioned by content hash; "
+    "rejects go to ops.rejected_records (source billing).",
+)
+def invoice_lines(
+    context: dg.AssetExecutionContext, config: BillingFilesConfig, database: Database, landing: LandingZone
+) -> dg.MaterializeResult:
+    engine = database.engine
+    reference = landing.reference()
+    billing_dir = landing.billing_dir
+    if config.files:
+        paths = [billing_dir / name for name in config.files]
+        missing = [p.name for p in paths if not p.exists()]
+        if missing:
+            context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
+        paths = [p for p in paths if p.exists()]
+    else:
+        done = billing_ingested_hashes(engine)
+        paths = [p for p in pending_billing_files(billing_dir) if file_hash(p) not in done]
+    results = [ingest_billing_file(engine, path, reference) for path in paths]
+    codes: dict[str, int] = {}
+    for r in results:
+        for code, n in r.reject_codes.items():
+            codes[code] = codes.get(code, 0) + n
+    with engine.connect() as conn:
+        total = conn.exec_driver_sql("select count(*) from raw.invoice_lines").scalar_one()
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(results),
+            "lines_loaded": sum(r.loaded for r in results),
+            "lines_superseding": sum(r.superseding for r in results),
+            "duplicates": sum(r.duplicates for r in results),
+            "rejected": sum(r.rejected for r in results),
+            "rejected_by_code": codes,
+            "dagster/row_count": total,
+            "files_detail": dg.MetadataValue.md(
+                markdown_table([r.as_dict() for r in results]) if results else "_no new files_"
+            ),
+        }
+    )
+
+
+@dg.asset(
+    key=["actions", "invoice_adjustments"],
+    deps=[dg.AssetKey(["marts", "fct_invoice_reconciliation"])],
+    group_name="finance",
+    kinds={"python", "postgres"},
+    automation_condition=dg.AutomationCondition.eager(),
+    description="One adjustment per non-matched reconciliation row (correction or SLA credit), with "
+    "evidence and "
+    "approval status; idempotent upsert, vanished discrepancies marked superseded.",
+)
+def invoice_adjustments(context: dg.AssetExecutionContext, database: Database) -> dg.MaterializeResult:
+    engine = database.engine
+    result = sync_adjustments(engine)
+    with engine.connect() as conn:
+        preview = [
+            dict(r)
+            for r in conn.exec_driver_sql(
+                """
+                select invoice_id, charge_code, order_id, kind, amount, currency, approval_status
+                from actions.invoice_adjustments where status = 'open'
+                order by abs(amount) desc, adjustment_id limit 10
+                """
+            ).mappings()
+        ]
+    context.log.info(f"adjustments: {result.as_metadata()}")
+    return dg.MaterializeResult(
+        metadata={
+            **result.as_metadata(),
+            **{k: v for k, v in reconciliation_metrics(engine).items() if k != "dagster/row_count"},
+            "dagster/row_count": result.adjustments,
+            "largest_open": dg.MetadataValue.md(markdown_table(preview) if preview else "_none_"),
+        }
+    )
+
+
+ingest_billing_job = dg.define_asset_job(
+    "ingest_billing_job",
+    selection=dg.AssetSelection.assets(invoice_lines),
+    description="Load billing files from the landing zone (requested by landing_billing_sensor).",
+)

@@ -1,0 +1,1 @@
+"""Quality gates: Great Expectations suites as Dagster asset checks (DESIGN §1), freshness policies."""

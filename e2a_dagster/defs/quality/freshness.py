@@ -1,0 +1,37 @@
+"""Freshness policies (live mode): how stale the raw feeds and the SLA marts may get before the UI flags them.
+
+Applied to the merged definitions in ``definitions.py`` (``Definitions.map_resolved_asset_specs``), so they reach the
+dbt models too. Evaluated by the Dagster daemon when ``freshness: enabled: true`` is in dagster.yaml (``e2a``
+writes it)."""
+
+from datetime import timedelta
+
+import dagster as dg
+
+# Raw feeds: the landing sensor loads new files every 30 s; no new data for an hour in the working day is
+# worth a look, six hours is a stopped feed.
+RAW_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=6), warn_window=timedelta(hours=1))
+# SLA marts: rebuilt every 5 minutes (refresh_sla_job); statuses move with time, so 15/30 minutes is stale.
+SLA_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
+)
+
+# Continuous feeds only: billing files (raw/invoice_lines) arrive per invoice run, days or weeks apart.
+RAW_FEEDS = frozenset({dg.AssetKey(["raw", "order_events"]), dg.AssetKey(["raw", "shopify_orders"])})
+RAW_ASSETS = dg.AssetSelection.key_prefixes(["raw"])
+SLA_MARTS = dg.AssetSelection.assets(
+    *(
+        dg.AssetKey(["marts", name])
+        for name in ("fct_sla_evaluations", "fct_sla_exceptions", "agg_sla_compliance_daily")
+    )
+)
+
+
+def with_freshness(defs: dg.Definitions) -> dg.Definitions:
+    defs = defs.map_resolved_asset_specs(
+        func=lambda spec: dg.apply_freshness_policy(spec, RAW_FRESHNESS) if spec.key in RAW_FEEDS else spec,
+        selection=RAW_ASSETS,
+    )
+    return defs.map_resolved_asset_specs(
+        func=lambda spec: dg.apply_freshness_policy(spec, SLA_FRESHNESS), selection=SLA_MARTS
+    )
