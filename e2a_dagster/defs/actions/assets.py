@@ -11,6 +11,7 @@ from e2a_dagster.lib.settings import load_settings
 SLA_EVALUATIONS = dg.AssetKey(["marts", "fct_sla_evaluations"])
 SLA_EXCEPTIONS = dg.AssetKey(["marts", "fct_sla_exceptions"])
 SLA_COMPLIANCE = dg.AssetKey(["marts", "agg_sla_compliance_daily"])
+ADJUSTMENTS = dg.AssetKey(["actions", "invoice_adjustments"])
 
 # Act on new SLA figures, but never on figures a blocking check rejected (in this run or the upstream one).
 AFTER_CHECKED_SLA = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
@@ -21,13 +22,13 @@ DAILY_AFTER_CHECKED_SLA = (
 
 @dg.asset(
     key=["actions", "notifications"],
-    # fct_sla_evaluations directly: its blocking check must gate this asset in the same run.
-    deps=[SLA_EXCEPTIONS, SLA_EVALUATIONS],
+    # fct_sla_evaluations and the adjustments directly: their blocking checks must gate this asset in the same run.
+    deps=[SLA_EXCEPTIONS, SLA_EVALUATIONS, ADJUSTMENTS],
     group_name="actions",
     kinds={"python", "postgres", "slack"},
     automation_condition=AFTER_CHECKED_SLA,
     description="One row per (kind, subject) in actions.notifications: newly overdue critical SLA exceptions "
-    "(and, with the Invoice Guard, adjustments needing review), posted once to E2A_NOTIFY_WEBHOOK_URL "
+    "and invoice adjustments needing review, posted once to E2A_NOTIFY_WEBHOOK_URL "
     "(Slack-compatible). Off without a URL: rows are recorded as skipped, nothing is sent.",
 )
 def notifications(

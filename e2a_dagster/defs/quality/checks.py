@@ -96,12 +96,25 @@ def sla_evaluations_are_consistent(database: Database) -> dg.AssetCheckResult:
     return check_result(quality.check_sla_evaluations(database.engine))
 
 
-# TODO(issue 5 merge): bind the invoice suites (already in lib/quality.py, tested on scratch tables):
-#
-#   @dg.asset_check(asset=dg.AssetKey(["marts", "fct_invoice_reconciliation"]), blocking=True)
-#   def invoice_reconciliation_is_consistent(database: Database) -> dg.AssetCheckResult:
-#       return check_result(quality.check_invoice_reconciliation(database.engine))
-#
-#   @dg.asset_check(asset=dg.AssetKey(["actions", "invoice_adjustments"]), blocking=True)
-#   def adjustments_balance_reconciliation(database: Database) -> dg.AssetCheckResult:
-#       return check_result(quality.check_invoice_adjustments(database.engine))
+RECONCILIATION = dg.AssetKey(["marts", "fct_invoice_reconciliation"])
+ADJUSTMENTS = dg.AssetKey(["actions", "invoice_adjustments"])
+
+
+@dg.asset_check(
+    asset=RECONCILIATION,
+    blocking=True,
+    description="GX suite on every reconciliation row: known discrepancy type, delta_amount = billed − expected "
+    "to the cent, matched rows within tolerance. Blocks the adjustments.",
+)
+def invoice_reconciliation_is_consistent(database: Database) -> dg.AssetCheckResult:
+    return check_result(quality.check_invoice_reconciliation(database.engine))
+
+
+@dg.asset_check(
+    asset=ADJUSTMENTS,
+    blocking=True,
+    description="Per invoice, the open adjustments sum to −Σ delta_amount of the non-matched reconciliation rows, "
+    "one adjustment per row. Blocks notifications about adjustments.",
+)
+def adjustments_balance_reconciliation(database: Database) -> dg.AssetCheckResult:
+    return check_result(quality.check_invoice_adjustments(database.engine))
