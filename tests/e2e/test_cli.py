@@ -73,7 +73,8 @@ def test_simulate_run_and_dlq(cli_env):
 
 
 def test_run_exits_non_zero_when_a_blocking_check_fails(cli_env):
-    """A row that slipped past validation (written straight into raw) fails a dbt test: the run says so."""
+    """A row that slipped past validation (written straight into raw) fails the blocking GX check on
+    raw.order_events, which keeps the models from building on it: the run says so and exits 1."""
     url = cli_env["E2A_DATABASE_URL"]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
@@ -85,7 +86,7 @@ def test_run_exits_non_zero_when_a_blocking_check_fails(cli_env):
     run = _e2a(cli_env, "run")
     assert run.returncode == 1
     assert "FAILED" in run.stderr
-    assert "stg_order_events_event_type_is_known" in run.stdout
+    assert "order_events_are_well_formed" in run.stdout
 
 
 def test_run_rejects_a_naive_as_of(cli_env):
