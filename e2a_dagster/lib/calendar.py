@@ -8,9 +8,11 @@ both. ``write_calendar`` replaces the stored calendar in one transaction.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import astuple, dataclass, fields
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -145,20 +147,42 @@ def calendar_days(
 
 
 def data_range(engine: sa.Engine) -> tuple[date | None, date | None]:
-    """The UTC dates of the earliest and latest event in ``raw.order_events`` (None when empty)."""
+    """The UTC dates of the earliest and latest order activity — landing events and Shopify order versions
+    (created_at .. updated_at) — or None when there is none."""
     with engine.connect() as conn:
         row = conn.exec_driver_sql(
-            "select min(occurred_at)::date, max(occurred_at)::date from raw.order_events"
+            """
+            select min(first_at)::date, max(last_at)::date
+            from (
+                select min(occurred_at) as first_at, max(occurred_at) as last_at from raw.order_events
+                union all
+                select min(least(updated_at, (payload ->> 'created_at')::timestamptz)), max(updated_at)
+                from raw.shopify_orders
+            ) as sources
+            """
         ).one()
     return row[0], row[1]
 
 
-def write_calendar(engine: sa.Engine, days: Iterable[CalendarDay]) -> int:
-    """Replace the stored calendar with ``days`` in one transaction; returns the number of rows."""
+def seed_rows(seeds_dir: Path, name: str) -> list[dict[str, str]]:
+    """Rows of a seed CSV (``warehouses.csv``, ``calendar_exceptions.csv``) as ``calendar_days`` reads them."""
+    with (seeds_dir / name).open(newline="", encoding="utf-8") as fh:
+        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def calendar_from_seeds(seeds_dir: Path, first: date, last: date) -> Iterator[CalendarDay]:
+    """``calendar_days`` for the warehouses and exceptions in ``seeds_dir``."""
+    return calendar_days(
+        seed_rows(seeds_dir, "warehouses.csv"), seed_rows(seeds_dir, "calendar_exceptions.csv"), first, last
+    )
+
+
+def write_calendar(engine: sa.Engine, days: Iterable[CalendarDay], table: str = TABLE) -> int:
+    """Replace the stored calendar (``table``) with ``days`` in one transaction; returns the number of rows."""
     count = 0
     with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
-        cur.execute(f"delete from {TABLE}")
-        with cur.copy(f"copy {TABLE} ({', '.join(COLUMNS)}) from stdin") as copy:
+        cur.execute(f"delete from {table}")
+        with cur.copy(f"copy {table} ({', '.join(COLUMNS)}) from stdin") as copy:
             for day in days:
                 copy.write_row(astuple(day))
                 count += 1

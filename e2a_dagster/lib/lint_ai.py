@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from e2a_dagster.lib.prompts import Prompt
 from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.settings import SEEDS_DIR
 
-SCRATCH_SCHEMAS = ("raw", "reference", "staging", "intermediate", "marts")
+SCRATCH_SCHEMAS = ("raw", "calendar", "reference", "staging", "intermediate", "marts")
 LINT_FILES = (
     "tenants.csv",
     "warehouses.csv",
@@ -133,7 +134,14 @@ def run_scenarios(
     with engine.begin() as conn:
         conn.execute(sa.text(f"create schema {prefix}_raw"))
         conn.execute(sa.text(f"create table {prefix}_raw.order_events (like raw.order_events including all)"))
+        conn.execute(sa.text(f"create schema {prefix}_calendar"))
+        conn.execute(
+            sa.text(
+                f"create table {prefix}_calendar.warehouse_calendar (like reference.warehouse_calendar including all)"
+            )
+        )
     try:
+        _write_scenario_calendar(engine, f"{prefix}_calendar.warehouse_calendar", scenarios)
         for n, scenario in enumerate(scenarios, start=1):
             order_id = f"SCN-{run_id}-{n}"
             result = ScenarioResult(scenario.name, order_id, "agrees", scenario.expected)
@@ -152,7 +160,12 @@ def run_scenarios(
                 )
             pending.setdefault(scenario.as_of, []).append((scenario, result))
         for as_of, batch in pending.items():
-            variables = {"as_of": as_of, "e2a_schema_prefix": prefix, "e2a_raw_schema": f"{prefix}_raw"}
+            variables = {
+                "as_of": as_of,
+                "e2a_schema_prefix": prefix,
+                "e2a_raw_schema": f"{prefix}_raw",
+                "e2a_calendar_schema": f"{prefix}_calendar",
+            }
             # Data tests are left out: the scratch data is a handful of scenario orders, and what is asked
             # is the
             # engine's verdict on them, not the quality checks of a real load.
@@ -201,6 +214,24 @@ def run_scenarios(
                 for name in SCRATCH_SCHEMAS:
                     conn.execute(sa.text(f"drop schema if exists {prefix}_{name} cascade"))
     return results
+
+
+def _write_scenario_calendar(engine: sa.Engine, table: str, scenarios: Sequence[Scenario]) -> None:
+    """The business calendar the scenarios need (their dates ± a margin), from the project's seeds, in the scratch
+    schema: scenarios never depend on, nor touch, the window of the real ``reference.warehouse_calendar``."""
+    from e2a_dagster.lib.calendar import calendar_from_seeds, write_calendar
+
+    dates = []
+    for scenario in scenarios:
+        for text in [scenario.as_of, *(e.get("occurred_at", "") for e in scenario.events)]:
+            try:
+                dates.append(datetime.fromisoformat(text).date())
+            except (TypeError, ValueError):
+                continue
+    if not dates:
+        return
+    first, last = min(dates) - timedelta(days=31), max(dates) + timedelta(days=31)
+    write_calendar(engine, calendar_from_seeds(SEEDS_DIR, first, last), table=table)
 
 
 @dataclass

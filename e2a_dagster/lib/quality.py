@@ -234,7 +234,7 @@ select tenant_id, source, event_id, event_type, order_id, occurred_at, file_name
        ingested_at + cast(:skew as interval) as latest_plausible_at
 from raw.order_events
 where ingested_at > cast(:since as timestamptz)
-order by ingested_at, tenant_id, source, event_id
+order by ingested_at desc, tenant_id, source, event_id  -- newest first: the failed-rows sample shows the latest batch
 """
 
 

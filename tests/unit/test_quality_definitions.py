@@ -40,5 +40,5 @@ def test_actions_depend_on_the_checked_mart(graph):
     for key in (dg.AssetKey(["actions", "notifications"]), dg.AssetKey(["reports", "sla_radar"])):
         assert evaluations in graph.get(key).parent_keys
     kpis = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).group_name == "kpis"}
-    assert kpis == {"agg_sla_compliance_by_dimensions_daily", "agg_order_cycle_times_daily",
+    assert kpis == {"agg_sla_compliance_by_dimensions_daily", "agg_order_cycle_times_daily", "agg_billing_monthly",
                     "agg_order_cycle_times_weekly", "agg_sla_exceptions_daily"}

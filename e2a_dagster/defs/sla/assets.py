@@ -1,13 +1,12 @@
 """The warehouse business calendar: written by Python, read by dbt as the source ``calendar.warehouse_calendar``."""
 
-import csv
 import hashlib
 from datetime import date
 
 import dagster as dg
 
 from e2a_dagster.defs.resources import Database
-from e2a_dagster.lib.calendar import calendar_days, calendar_window, data_range, write_calendar
+from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
 from e2a_dagster.lib.settings import SEEDS_DIR
 
 CALENDAR_SEEDS = ("warehouses.csv", "calendar_exceptions.csv")
@@ -19,11 +18,6 @@ CALENDAR_AUTOMATION = (
     | dg.AutomationCondition.code_version_changed()
     | dg.AutomationCondition.on_cron("5 0 * * *")
 )
-
-
-def _seed_rows(name: str) -> list[dict[str, str]]:
-    with (SEEDS_DIR / name).open(newline="", encoding="utf-8") as fh:
-        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def _seeds_version() -> str:
@@ -47,7 +41,7 @@ def warehouse_calendar(context: dg.AssetExecutionContext, database: Database) ->
     engine = database.engine
     data_min, data_max = data_range(engine)
     first, last = calendar_window(date.today(), data_min, data_max)
-    days = list(calendar_days(_seed_rows("warehouses.csv"), _seed_rows("calendar_exceptions.csv"), first, last))
+    days = list(calendar_from_seeds(SEEDS_DIR, first, last))
     count = write_calendar(engine, days)
     business = sum(d.is_business_day for d in days)
     context.log.info(f"warehouse calendar {first} .. {last}: {count} days, {business} business days")
