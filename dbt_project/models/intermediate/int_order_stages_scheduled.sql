@@ -30,7 +30,7 @@ with
 changed_orders as (
     select tenant_id, order_id
     from {{ ref('int_orders_milestoned') }}
-    where as_of > (select max(as_of) from {{ this }})
+    where as_of > {{ previous_build_literal('max(as_of)') }}
     union
     select tenant_id, order_id
     from {{ this }}

@@ -7,6 +7,7 @@
     indexes=[
         {'columns': ['tenant_id', 'order_id'], 'unique': True},
         {'columns': ['as_of']},
+        {'columns': ['ingested_watermark']},
     ],
     tags=['sla'],
 ) }}
@@ -42,29 +43,26 @@
 with
 {%- if live %}
 -- Live incremental build: only orders with events ingested since the last build's watermark (from any
--- source), or whose events became visible because as_of moved past their occurred_at, are recomputed.
-previous as (
-    select max(ingested_watermark) as ingested_watermark, max(as_of) as as_of from {{ this }}
-),
-
+-- source), or whose events became visible because as_of moved past their occurred_at, are recomputed. The
+-- previous build's bounds are inlined as literals so the planner uses the indexes.
 changed_orders as (
     select tenant_id, order_id
     from {{ ref('stg_landing__order_events') }}
-    where ingested_at > (select ingested_watermark from previous)
-       or (occurred_at > (select as_of from previous) and occurred_at <= {{ as_of_timestamp() }})
+    where ingested_at > {{ previous_build_literal('max(ingested_watermark)') }}
+       or (occurred_at > {{ previous_build_literal('max(as_of)') }} and occurred_at <= {{ as_of_timestamp() }})
 
     union
 
     select tenant_id, order_id
     from {{ ref('stg_shopify__orders') }}
-    where ingested_at > (select ingested_watermark from previous)
-       or (updated_at > (select as_of from previous) and updated_at <= {{ as_of_timestamp() }})
+    where ingested_at > {{ previous_build_literal('max(ingested_watermark)') }}
+       or (updated_at > {{ previous_build_literal('max(as_of)') }} and updated_at <= {{ as_of_timestamp() }})
 
     union
 
     select tenant_id, order_id
     from {{ ref('stg_shopify__order_events') }}
-    where occurred_at > (select as_of from previous) and occurred_at <= {{ as_of_timestamp() }}
+    where occurred_at > {{ previous_build_literal('max(as_of)') }} and occurred_at <= {{ as_of_timestamp() }}
 ),
 {%- endif %}
 

@@ -17,11 +17,11 @@ with
 affected_days as (
     select tenant_id, warehouse_id, stage, due_local_date
     from {{ ref('fct_sla_evaluations') }}
-    where as_of > (select max(as_of) from {{ this }})
+    where as_of > {{ previous_build_literal('max(as_of)') }}
     union
     select tenant_id, warehouse_id, stage, due_local_date
     from {{ ref('fct_sla_evaluations') }}
-    where due_local_date >= cast((select max(as_of) from {{ this }}) as date) - 2
+    where due_local_date >= {{ previous_build_literal('cast(max(as_of) as date) - 2', 'date') }}
 ),
 
 evaluations as (

@@ -4,7 +4,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     pre_hook="{{ reset_unless_live_incremental() }}",
-    indexes=[{'columns': ['tenant_id', 'order_id'], 'unique': True}],
+    indexes=[{'columns': ['tenant_id', 'order_id'], 'unique': True}, {'columns': ['as_of']}],
     tags=['sla'],
 ) }}
 -- One row per order (tenant_id, order_id) with its milestones as of `as_of` (DESIGN §7).
@@ -35,5 +35,5 @@ select
 from {{ ref('int_orders_milestoned') }}
 {%- if is_live_incremental() %}
 -- live incremental build: the orders int_orders_milestoned recomputed since this table's last build
-where as_of > (select max(as_of) from {{ this }})
+where as_of > {{ previous_build_literal('max(as_of)') }}
 {%- endif %}

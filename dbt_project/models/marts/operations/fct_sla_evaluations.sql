@@ -22,7 +22,7 @@ with
 changed as (
     select tenant_id, order_id, stage
     from {{ ref('int_order_stages_scheduled') }}
-    where as_of > (select max(as_of) from {{ this }})
+    where as_of > {{ previous_build_literal('max(as_of)') }}
     union
     select tenant_id, order_id, stage
     from {{ this }}
