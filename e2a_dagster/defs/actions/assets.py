@@ -11,7 +11,6 @@ from e2a_dagster.lib.settings import load_settings
 SLA_EVALUATIONS = dg.AssetKey(["marts", "fct_sla_evaluations"])
 SLA_EXCEPTIONS = dg.AssetKey(["marts", "fct_sla_exceptions"])
 SLA_COMPLIANCE = dg.AssetKey(["marts", "agg_sla_compliance_daily"])
-ADJUSTMENTS = dg.AssetKey(["actions", "invoice_adjustments"])
 
 # Act on new SLA figures, but never on figures a blocking check rejected (in this run or the upstream one).
 AFTER_CHECKED_SLA = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
@@ -22,8 +21,10 @@ DAILY_AFTER_CHECKED_SLA = (
 
 @dg.asset(
     key=["actions", "notifications"],
-    # fct_sla_evaluations and the adjustments directly: their blocking checks must gate this asset in the same run.
-    deps=[SLA_EXCEPTIONS, SLA_EVALUATIONS, ADJUSTMENTS],
+    # fct_sla_evaluations directly: its blocking check must gate this asset in the same run. Not the adjustments:
+    # they are built nightly (or never, for a tenant without invoices) and would hold SLA notifications back;
+    # adjustments needing review are picked up from actions.invoice_adjustments whenever it has rows.
+    deps=[SLA_EXCEPTIONS, SLA_EVALUATIONS],
     group_name="actions",
     kinds={"python", "postgres", "slack"},
     automation_condition=AFTER_CHECKED_SLA,
