@@ -80,7 +80,7 @@ def _new_events(reference: Reference, folder: Path, count: int, tag: str) -> Pat
     return path
 
 
-def run_size(server_info, orders: int, rate: float, workdir: Path) -> dict:
+def run_size(server_info, orders: int, rate: float, workdir: Path, keep: bool = False) -> dict:
     dbname = f"e2a_bench_{orders}"
     with psycopg.connect(server_info.with_dbname("postgres").url(), autocommit=True) as conn:
         conn.execute(f'drop database if exists "{dbname}" with (force)')
@@ -128,8 +128,9 @@ def run_size(server_info, orders: int, rate: float, workdir: Path) -> dict:
             "where status in ('on_track', 'at_risk', 'overdue')"
         ).all())
     engine.dispose()
-    with psycopg.connect(server_info.with_dbname("postgres").url(), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{dbname}" with (force)')
+    if not keep:
+        with psycopg.connect(server_info.with_dbname("postgres").url(), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{dbname}" with (force)')
     return {
         "orders": orders,
         "history_days": days,
@@ -152,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--rate", type=float, default=2740, help="orders per day of history (~1M a year)")
     parser.add_argument("--home", default=str(ROOT / ".e2a" / "bench-home"))
+    parser.add_argument("--keep", action="store_true", help="keep the databases (e2a_bench_<size>) to inspect")
     args = parser.parse_args(argv)
 
     server = EmbeddedServer(Path(args.home)).start()
     results = []
     with tempfile.TemporaryDirectory(prefix="e2a-bench-") as tmp:
         for size in sorted(args.sizes):
-            results.append(run_size(server, size, args.rate, Path(tmp)))
+            results.append(run_size(server, size, args.rate, Path(tmp), keep=args.keep))
             print(json.dumps({"progress": results[-1]}), file=sys.stderr, flush=True)
     baseline = results[0]
     for r in results:

@@ -1,6 +1,6 @@
 """The SLA engine end to end on the real PostgreSQL + dbt (DESIGN §5): events -> calendar -> due times ->
-statuses -> exceptions -> compliance. Every expected instant below is worked out by hand from the rules and the
-default reference data (DESIGN §8); the comment beside it shows the arithmetic.
+statuses -> exceptions -> compliance. Every expected instant below is worked out by hand from the rules and
+the default reference data (DESIGN §8); the comment beside it shows the arithmetic.
 
 One module fixture ingests every case (unique order ids), materializes the calendar through Dagster and runs
 three dbt builds: pinned at AS_OF, then live twice (the second one incremental)."""
@@ -52,8 +52,10 @@ class Orders:
 
 
 def build_cases(o: Orders) -> None:
-    # acme = NJ1 (America/New_York, Mon–Fri 08:00–18:00, cutoff 14:00); globex = BER1 (Europe/Berlin 07:00–16:00).
-    # acme pick = 120 business minutes before 2026-06-01, 90 from then; pack 180; ship cutoff; deliver transit days.
+    # acme = NJ1 (America/New_York, Mon–Fri 08:00–18:00, cutoff 14:00);
+    # globex = BER1 (Europe/Berlin 07:00–16:00).
+    # acme pick = 120 business minutes before 2026-06-01, 90 from then;
+    # pack 180; ship cutoff; deliver transit days.
     o.add("before_open", "order_paid", "2026-03-02T07:00:00-05:00")
     o.add("before_open", "pick_completed", "2026-03-02T09:59:00-05:00")
     o.add("after_close", "order_paid", "2026-03-02T19:00:00-05:00")
@@ -137,7 +139,8 @@ def sla(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
     pinned = _evaluations(engine, prefix), _exceptions(engine, prefix)
     with engine.connect() as conn:
         compliance = conn.execute(sa.text(
-            "select * from marts.agg_sla_compliance_daily where tenant_id = 'globex' and warehouse_id = 'BER1' "
+            "select * from marts.agg_sla_compliance_daily"
+            " where tenant_id = 'globex' and warehouse_id = 'BER1' "
             "and stage = 'pick' and due_local_date = '2026-03-30'"
         )).mappings().one()
     run_dbt(["build", *SELECT], pg_info)  # live: everything recomputed (the previous build was pinned)
@@ -166,7 +169,8 @@ EXPECTED_AT_AS_OF = {
     ("dst_ny", "pick"): ("2026-03-09T13:00:00+00:00", "met"),
     # pack from Fri 17:30 EST: 30 min Friday + 150 Monday from 08:00 EDT -> 10:30 EDT; completed then -> met
     ("dst_ny", "pack"): ("2026-03-09T14:30:00+00:00", "met"),
-    # Fri 15:00 CET: 60 min Friday, 60 min Monday from 07:00 CEST -> 08:00 CEST (06:00Z); completed then -> met
+    # Fri 15:00 CET: 60 min Friday, 60 min Monday from 07:00 CEST -> 08:00 CEST (06:00Z);
+    # completed then -> met
     ("dst_ber", "pick"): ("2026-03-30T06:00:00+00:00", "met"),
     ("ber_late", "pick"): ("2026-03-30T07:00:00+00:00", "late"),
     ("ber_cancel", "pick"): ("2026-03-30T08:00:00+00:00", "cancelled"),
@@ -186,7 +190,8 @@ EXPECTED_AT_AS_OF = {
     ("hold", "pick"): ("2026-03-10T15:30:00+00:00", "overdue"),
     # Ship: Tuesday close 18:00 EDT + 30 business minutes on hold -> Wed 08:30 EDT
     ("hold", "ship"): ("2026-03-11T12:30:00+00:00", "overdue"),
-    # Unreleased hold since 08:30, as_of 10:00 EST: 30 min worked + 90 min on hold -> 08:00 + 90 + 90 = 11:00 EST;
+    # Unreleased hold since 08:30, as_of 10:00 EST: 30 min worked + 90 min on hold
+    # -> 08:00 + 90 + 90 = 11:00 EST;
     # without the pause it would be overdue since 09:30
     ("open_hold", "pick"): ("2026-11-20T16:00:00+00:00", "on_track"),
     ("cancelled", "pick"): ("2026-03-02T16:00:00+00:00", "cancelled"),
@@ -200,7 +205,8 @@ EXPECTED_AT_AS_OF = {
     ("at_risk", "pick"): ("2026-11-20T15:15:00+00:00", "at_risk"),
     # 09:15 + 90 -> 10:45 EST; at risk from 10:15 -> on_track at 10:00
     ("on_track", "pick"): ("2026-11-20T15:45:00+00:00", "on_track"),
-    # handed_to_carrier = earliest of picked_up 17:50 and carrier_pickup 18:10 -> before the 18:00 close -> met
+    # handed_to_carrier = earliest of picked_up 17:50 and carrier_pickup 18:10
+    # -> before the 18:00 close -> met
     ("earliest", "ship"): ("2026-03-04T23:00:00+00:00", "met"),
     # pick_completed twice (10:30 and, from another source, 12:00): the earliest counts -> met
     ("twice", "pick"): ("2026-03-05T16:00:00+00:00", "met"),
@@ -226,8 +232,8 @@ def test_policy_resolution_records_policy_and_version(sla):
         "globex_june": ("default_pick", 1),
         "columbus": ("acme_pick", 2),
     }
-    assert (evaluations["transit", "deliver"]["policy_id"], evaluations["transit", "deliver"]["transit_days"]) == (
-        "default_deliver", 2)
+    transit = evaluations["transit", "deliver"]
+    assert (transit["policy_id"], transit["transit_days"]) == ("default_deliver", 2)
     assert evaluations["hold", "pick"]["hold_minutes"] == Decimal("30.0000")
     assert evaluations["open_hold", "pick"]["hold_minutes"] == Decimal("90.0000")
 
@@ -286,7 +292,8 @@ def test_exception_resolves_when_the_late_milestone_lands_and_ids_never_change(s
         k: (r["due_at"], r["status"]) for k, r in live_evaluations.items()}
     # final rows are not rewritten by the incremental build
     assert incremental_evaluations["weekend", "pick"]["as_of"] == live_evaluations["weekend", "pick"]["as_of"]
-    assert incremental_evaluations["before_open", "ship"]["as_of"] > live_evaluations["before_open", "ship"]["as_of"]
+    running = ("before_open", "ship")
+    assert incremental_evaluations[running]["as_of"] > live_evaluations[running]["as_of"]
     assert not any(row["status"] == "open" and key in pinned and pinned[key]["status"] == "resolved"
                    for key, row in live.items())
 
@@ -294,10 +301,36 @@ def test_exception_resolves_when_the_late_milestone_lands_and_ids_never_change(s
 def test_compliance_counts_due_stages_only(sla):
     # globex BER1 pick due 2026-03-30: dst_ber met, ber_late late, ber_cancel cancelled (excluded)
     row = sla["compliance"]
-    assert (row["due_count"], row["met_count"], row["late_count"], row["cancelled_count"], row["compliance_pct"]) == (
-        2, 1, 1, 1, Decimal("50.00"))
+    columns = ("due_count", "met_count", "late_count", "cancelled_count", "compliance_pct")
+    assert tuple(row[c] for c in columns) == (2, 1, 1, 1, Decimal("50.00"))
 
 
 def test_calendar_materialization_reports_its_window(sla):
     materialization = sla["calendar"].asset_materializations_for_node("reference__warehouse_calendar")[0]
     assert materialization.metadata["dagster/row_count"].value > 2 * 365
+
+
+def test_refresh_job_records_counts_by_status_and_severity(sla, dbt_manifest):
+    """The scheduled job (as_of = now) through Dagster: the SLA marts' materializations carry the figures."""
+    import os
+    import sys
+    from pathlib import Path
+
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    from e2a_dagster.definitions import defs
+
+    job = defs().resolve_job_def("refresh_sla_job")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance)
+    assert result.success
+    by_key = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node(
+        "e2a_dbt_models")}
+    evaluations = by_key["marts/fct_sla_evaluations"]
+    statuses = {k: evaluations[f"status_{k}"].value for k in
+                ("met", "late", "overdue", "at_risk", "on_track", "cancelled")}
+    # at least this module's final rows (other tests share the database, so lower bounds only)
+    assert statuses["met"] >= 9 and statuses["late"] >= 4 and statuses["cancelled"] >= 5
+    assert evaluations["dagster/row_count"].value == sum(statuses.values())
+    assert evaluations["severity_critical"].value >= 1
+    exceptions = by_key["marts/fct_sla_exceptions"]
+    assert exceptions["status_resolved"].value >= 4 and exceptions["status_cancelled"].value >= 1

@@ -39,9 +39,13 @@ changed_orders as (
 
 orders as (
     select milestones.*
-    from {{ ref('int_orders_milestoned') }} as milestones
-    inner join changed_orders
-        on milestones.tenant_id = changed_orders.tenant_id and milestones.order_id = changed_orders.order_id
+    from changed_orders
+    cross join lateral (
+        select *
+        from {{ ref('int_orders_milestoned') }} as milestones
+        where milestones.tenant_id = changed_orders.tenant_id and milestones.order_id = changed_orders.order_id
+        offset 0
+    ) as milestones
 ),
 {%- else %}
 orders as (
@@ -182,11 +186,17 @@ allowances as (
 -- Placements before one release share it and merge into one span.
 order_events as (
     select events.tenant_id, events.order_id, events.event_type, events.occurred_at
-    from {{ ref('stg_landing__order_events') }} as events
-    inner join orders
-        on events.tenant_id = orders.tenant_id and events.order_id = orders.order_id
-    where events.event_type in ('hold_placed', 'hold_released', 'delivery_exception', 'delivery_attempted')
-      and events.occurred_at <= {{ as_of }}
+    from orders
+    cross join lateral (
+        -- one index probe per order (OFFSET 0: never a scan of the whole event history)
+        select tenant_id, order_id, event_type, occurred_at
+        from {{ ref('stg_landing__order_events') }} as order_events
+        where order_events.tenant_id = orders.tenant_id
+          and order_events.order_id = orders.order_id
+          and order_events.event_type in ('hold_placed', 'hold_released', 'delivery_exception', 'delivery_attempted')
+          and order_events.occurred_at <= {{ as_of }}
+        offset 0
+    ) as events
 ),
 
 hold_spans as (

@@ -78,13 +78,31 @@ source_events as (
 ),
 
 events as (
-    select source_events.*
-    from source_events
     {%- if live %}
-    inner join changed_orders
-        on source_events.tenant_id = changed_orders.tenant_id and source_events.order_id = changed_orders.order_id
+    -- one index probe per changed order (OFFSET 0 keeps the planner from turning this into a scan of
+    -- the whole history)
+    select events.*
+    from changed_orders
+    cross join lateral (
+        select {{ event_columns }}
+        from {{ ref('stg_landing__order_events') }} as order_events
+        where order_events.tenant_id = changed_orders.tenant_id
+          and order_events.order_id = changed_orders.order_id
+          and order_events.occurred_at <= {{ as_of_timestamp() }}
+        offset 0
+    ) as events
+
+    union all
+
+    select {{ event_columns }}
+    from {{ ref('stg_shopify__order_events') }}
+    where (tenant_id, order_id) in (select tenant_id, order_id from changed_orders)
+      and occurred_at <= {{ as_of_timestamp() }}
+    {%- else %}
+    select {{ event_columns }}
+    from source_events
+    where occurred_at <= {{ as_of_timestamp() }}
     {%- endif %}
-    where source_events.occurred_at <= {{ as_of_timestamp() }}
 ),
 
 tenants as (
@@ -201,7 +219,7 @@ select
     -- stamped earlier, so the watermark stops at the oldest of them.
     (select least(
         (select greatest(
-            (select max(ingested_at) from {{ ref('stg_landing__order_events') }}),
+            (select max(ingested_at) from {{ source('landing', 'order_events') }}),
             (select max(ingested_at) from {{ ref('stg_shopify__orders') }})
         )),
         (select min(xact_start) from pg_stat_activity

@@ -26,12 +26,16 @@ affected_days as (
 
 evaluations as (
     select evaluations.*
-    from {{ ref('fct_sla_evaluations') }} as evaluations
-    inner join affected_days
-        on evaluations.tenant_id = affected_days.tenant_id
-        and evaluations.warehouse_id = affected_days.warehouse_id
-        and evaluations.stage = affected_days.stage
-        and evaluations.due_local_date = affected_days.due_local_date
+    from affected_days
+    cross join lateral (
+        select *
+        from {{ ref('fct_sla_evaluations') }} as evaluations
+        where evaluations.tenant_id = affected_days.tenant_id
+          and evaluations.warehouse_id = affected_days.warehouse_id
+          and evaluations.stage = affected_days.stage
+          and evaluations.due_local_date = affected_days.due_local_date
+        offset 0
+    ) as evaluations
 ),
 {%- else %}
 evaluations as (

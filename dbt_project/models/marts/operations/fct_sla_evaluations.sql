@@ -31,11 +31,15 @@ changed as (
 
 stages as (
     select scheduled.*
-    from {{ ref('int_order_stages_scheduled') }} as scheduled
-    inner join changed
-        on scheduled.tenant_id = changed.tenant_id
-        and scheduled.order_id = changed.order_id
-        and scheduled.stage = changed.stage
+    from changed
+    cross join lateral (
+        select *
+        from {{ ref('int_order_stages_scheduled') }} as scheduled
+        where scheduled.tenant_id = changed.tenant_id
+          and scheduled.order_id = changed.order_id
+          and scheduled.stage = changed.stage
+        offset 0
+    ) as scheduled
 ),
 {%- else %}
 stages as (
