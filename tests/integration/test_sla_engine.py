@@ -22,7 +22,7 @@ from e2a_dagster.lib.ingest import ingest_file
 from tests.helpers import write_jsonl
 
 AS_OF = "2026-11-20T15:00:00+00:00"  # Friday 10:00 EST
-SELECT = ["--select", "stg_landing__order_events tag:sla"]
+SELECT = ["--select", "stg_landing__order_events stg_shopify__orders stg_shopify__order_events tag:sla"]
 
 
 def utc(text: str) -> datetime:
