@@ -90,13 +90,16 @@ class RateLimit:
     capacity: int = 40
     leak_per_second: float = 2.0
     retry_after: float = 2.0
+    clock: Callable[[], float] = time.monotonic  # injectable: tests drive the bucket without wall time
     _level: float = 0.0
-    _at: float = field(default_factory=time.monotonic)
+    _at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self) -> tuple[bool, int]:
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
+            if self._at is None:
+                self._at = now
             self._level = max(0.0, self._level - (now - self._at) * self.leak_per_second)
             self._at = now
             if self._level + 1 > self.capacity:

@@ -4,6 +4,7 @@ ingestion and the dbt staging into ``marts.fct_orders``."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,8 +91,15 @@ def test_pull_from_mock_store_pages_through_rate_limit_and_resumes_from_the_high
     store = OrderStore()
     store.add([_order(base + i, i) for i in range(5)])
     store.add([_order(base, 30)])  # a second version of the first order
+    # A bucket of one call that leaks half a call per request (its clock advances 10 ms per request, not with
+    # the wall clock): every second request in a row is refused with 429 and the retry goes through.
+    ticks = itertools.count()
     app = create_app(
-        store, "shpat_secret_token", rate_limit=RateLimit(capacity=2, leak_per_second=20, retry_after=0.01)
+        store,
+        "shpat_secret_token",
+        rate_limit=RateLimit(
+            capacity=1, leak_per_second=50, retry_after=0.01, clock=lambda: next(ticks) * 0.01
+        ),
     )
     with ServerThread(app) as server:
         client = ShopifyClient(_config(server.url, page_size=2))
