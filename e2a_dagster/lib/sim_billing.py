@@ -16,24 +16,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from e2a_dagster.lib.billing import FIELDS as BILLING_FIELDS
 from e2a_dagster.lib.settings import SEEDS_DIR
 from e2a_dagster.lib.sim_sla import _rows
 
 CENT = Decimal("0.01")
-COLUMNS = (
-    "invoice_id",
-    "tenant_id",
-    "invoice_date",
-    "period_start",
-    "period_end",
-    "line_id",
-    "charge_code",
-    "order_id",
-    "quantity",
-    "unit_rate",
-    "amount",
-    "currency",
-)
+COLUMNS = BILLING_FIELDS  # the billing file contract (DESIGN §4.3) lives once, in lib/billing.py
 DISCREPANCY_TYPES = (
     "rate_mismatch",
     "quantity_mismatch",
