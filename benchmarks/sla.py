@@ -69,8 +69,8 @@ def _new_events(reference: Reference, folder: Path, count: int, tag: str) -> Pat
     now = datetime.now().astimezone()
     sim = Simulator(reference, seed=99)
     events = []
-    for timeline in sim.orders(count, now - timedelta(days=2), now):
-        events.extend(e for e in timeline if e.occurred_at <= now)
+    for order in sim.orders(count, now - timedelta(days=2), now):
+        events.extend(e for e in order.events if e.occurred_at <= now)
         if len(events) >= count:
             break
     events = sorted(events[:count])
