@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from e2a_dagster.defs.quality.freshness import with_freshness
+from sensors.invoice_received import invoice_received_sensor
 from sensors.landing_billing import landing_billing_sensor
 from sensors.landing_events import landing_events_sensor
 from sensors.shopify import shopify_sensor
@@ -23,7 +24,13 @@ def defs() -> dg.Definitions:
         dg.Definitions.merge(
             dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
             dg.Definitions(
-                sensors=[landing_events_sensor, landing_billing_sensor, shopify_sensor, automation_sensor]
+                sensors=[
+                    landing_events_sensor,
+                    landing_billing_sensor,
+                    invoice_received_sensor,
+                    shopify_sensor,
+                    automation_sensor,
+                ]
             ),
         )
     )

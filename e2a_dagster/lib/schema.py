@@ -356,6 +356,25 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        7,
+        "billable activity refreshes (the daily billing partitions, by tenant-local day)",
+        [
+            # One row per (tenant, local day) of int_billable_activities_metered last rebuilt: when (database
+            # clock) and the newest marts.fct_orders as_of it read. An invoice received, or an order rewritten,
+            # after that makes the day stale (lib/billing_periods).
+            """
+            create table if not exists ops.billable_activity_refreshes (
+                tenant_id     text        not null,
+                activity_date date        not null,
+                refreshed_at  timestamptz not null,
+                orders_as_of  timestamptz,
+                run_id        text,
+                primary key (tenant_id, activity_date)
+            )
+            """,
+        ],
+    ),
 ]
 
 

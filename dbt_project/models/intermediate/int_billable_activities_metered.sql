@@ -1,4 +1,15 @@
-{{ config(tags=['invoice']) }}
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'order_id', 'charge_code'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    pre_hook="{{ delete_billing_window() }}",
+    indexes=[
+        {'columns': ['tenant_id', 'order_id', 'charge_code'], 'unique': True},
+        {'columns': ['tenant_id', 'activity_date']},
+    ],
+    tags=['invoice', 'billable_daily'],
+) }}
 -- One row per billable activity: (tenant, order, charge code) with its quantity, the instant that puts it in
 -- a billing period, and the event it was measured from (DESIGN §6):
 --   ORDER_FEE    1 per order handed to the carrier (earliest carrier_pickup / picked_up)
@@ -8,19 +19,39 @@
 --   RETURN_FEE   1 per returned order, at its earliest return_received
 -- Order charges fall in the month of handed_to_carrier_at, returns in the month of the return, both in the
 -- tenant's time zone. Cancelled orders are not billed. Only events at or before as_of count.
+--
+-- Daily partitions (Dagster `intermediate/int_billable_activities_metered`, macros/billing_window.sql): a
+-- build with vars billing_from / billing_to / billing_tenants recomputes those tenant-local days only; the
+-- inputs are narrowed to orders handed over, or returns received, near the window (by index), then to the
+-- exact local dates. Without vars every day is rebuilt.
 {%- set as_of = as_of_timestamp() %}
 {%- set order_event_types = "'order_created', 'order_paid', 'order_released', 'order_cancelled', 'hold_placed', 'hold_released'" %}
 
-with orders as (
+with returns_near_window as (
+    select distinct tenant_id, order_id
+    from {{ ref('stg_landing__order_events') }}
+    where event_type = 'return_received'
+      and occurred_at <= {{ as_of }}
+      and {{ near_billing_window('occurred_at') }}
+      and {{ in_billing_tenants('tenant_id') }}
+),
+
+orders as (
     select tenant_id, order_id, handed_to_carrier_at, units, cartons, postage, is_cancelled
     from {{ ref('fct_orders') }}
+    where {{ in_billing_tenants('tenant_id') }}
+      and (
+          {{ near_billing_window('handed_to_carrier_at') }}
+          or (tenant_id, order_id) in (select tenant_id, order_id from returns_near_window)
+      )
 ),
 
 events as (
-    select tenant_id, order_id, source, event_id, event_type, occurred_at, units, cartons, postage
-    from {{ ref('stg_landing__order_events') }}
-    where occurred_at <= {{ as_of }}
-      and event_type in (
+    select e.tenant_id, e.order_id, e.source, e.event_id, e.event_type, e.occurred_at, e.units, e.cartons, e.postage
+    from {{ ref('stg_landing__order_events') }} as e
+    inner join orders on e.tenant_id = orders.tenant_id and e.order_id = orders.order_id
+    where e.occurred_at <= {{ as_of }}
+      and e.event_type in (
           'carrier_pickup', 'picked_up', 'pick_completed', 'pack_completed', 'label_printed',
           'return_received', {{ order_event_types }}
       )
@@ -134,3 +165,4 @@ left join source_events
     and dated.order_id = source_events.order_id
     and dated.charge_code = source_events.charge_code
     and source_events.event_rank = 1
+where {{ in_billing_window('dated.activity_date', 'dated.tenant_id') }}

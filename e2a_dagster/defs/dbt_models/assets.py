@@ -30,6 +30,8 @@ def dbt_build_args(as_of: str | None) -> list[str]:
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
+    # The daily-partitioned billable activity is its own asset (defs/invoicing/billable_activity.py).
+    exclude="tag:billable_daily",
     dagster_dbt_translator=E2ADbtTranslator(),
 )
 def e2a_dbt_models(

@@ -12,6 +12,18 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 MODELS_AUTOMATION = dg.AutomationCondition.eager()
 
 
+def automation_for(props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+    """Eager, except the invoice guard's models past staging: the daily billable activity and the monthly
+    pricing, expected charges and reconciliation are built by ``reconcile_invoices_job`` (02:00 schedules,
+    the invoice sensor, backfills), which chooses the days; eager would wait forever on unfilled days."""
+    tags = set(props.get("tags") or []) | set(props.get("config", {}).get("tags") or [])
+    fqn = props.get("fqn", [])
+    in_staging = len(fqn) > 1 and fqn[1] == "staging"
+    if "billable_daily" in tags or ("invoice" in tags and props.get("resource_type") == "model" and not in_staging):
+        return None
+    return MODELS_AUTOMATION
+
+
 def group_for(props: Mapping[str, Any]) -> str:
     """Seeds are reference data; models are grouped by the folder under models/ (marts by their domain)."""
     configured = props.get("meta", {}).get("dagster", {}).get("group") or props.get("config", {}).get(
@@ -41,5 +53,5 @@ class E2ADbtTranslator(DagsterDbtTranslator):
             return spec
         return spec.replace_attributes(
             group_name=group_for(props),
-            automation_condition=MODELS_AUTOMATION,
+            automation_condition=automation_for(props),
         )

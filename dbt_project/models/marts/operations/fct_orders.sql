@@ -4,7 +4,11 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     pre_hook="{{ reset_unless_live_incremental() }}",
-    indexes=[{'columns': ['tenant_id', 'order_id'], 'unique': True}, {'columns': ['as_of']}],
+    indexes=[
+        {'columns': ['tenant_id', 'order_id'], 'unique': True},
+        {'columns': ['as_of']},
+        {'columns': ['handed_to_carrier_at']},
+    ],
     tags=['sla'],
 ) }}
 -- One row per order (tenant_id, order_id) with its milestones as of `as_of` (DESIGN §7).

@@ -1,0 +1,60 @@
+"""Billable activity by day (``intermediate/int_billable_activities_metered``): the daily-partitioned dbt model
+under the invoice guard. A run of keys [D1, D2] rebuilds those tenant-local days, for the tenants in its config
+(all when empty), and records the refresh so stale invoiced days can be found (lib/billing_periods.py)."""
+
+import json
+from datetime import timedelta
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
+from e2a_dagster.defs.invoicing.partitions import BILLING_DAYS
+from e2a_dagster.defs.resources import Database, dbt_project
+from e2a_dagster.lib.billing_periods import record_refresh, refresh_marks, window_metrics, window_vars
+from e2a_dagster.lib.reference import Reference
+
+BILLABLE_DAILY_SELECT = "tag:billable_daily"
+
+
+class BillableActivityConfig(dg.Config):
+    tenants: list[str] = []  # noqa: RUF012 (dg.Config is a pydantic model: defaults are copied)
+    """Tenants whose days to rebuild; empty = every tenant (what a backfill from the UI does)."""
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=BILLABLE_DAILY_SELECT,
+    partitions_def=BILLING_DAYS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    dagster_dbt_translator=E2ADbtTranslator(),
+)
+def billable_activity_daily(
+    context: dg.AssetExecutionContext, config: BillableActivityConfig, dbt: DbtCliResource, database: Database
+):
+    known = Reference.load().tenants
+    unknown = sorted(set(config.tenants) - set(known))
+    if unknown:
+        raise dg.Failure(f"unknown tenant(s) {unknown}: tenants are those in seeds/tenants.csv ({sorted(known)})")
+    tenants = sorted(config.tenants) or sorted(known)
+    window = context.partition_time_window
+    start, end = window.start.date(), (window.end - timedelta(days=1)).date()
+    engine = database.engine
+    refreshed_at, orders_as_of = refresh_marks(engine)
+    dbt_vars = window_vars(start, end, config.tenants)
+    context.log.info(f"rebuilding billable activity {start}..{end} for {', '.join(tenants)}")
+    for event in dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream():
+        if isinstance(event, dg.Output):
+            event = event.with_metadata({**event.metadata, **window_metrics(engine, tenants, start, end)})
+        yield event
+    marked = record_refresh(
+        engine,
+        tenants,
+        start,
+        end,
+        refreshed_at=refreshed_at,
+        orders_as_of=orders_as_of,
+        run_id=context.run_id,
+    )
+    context.log.info(f"{marked} tenant-days marked refreshed as of {refreshed_at.isoformat()}")

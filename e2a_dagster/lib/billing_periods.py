@@ -1,0 +1,321 @@
+"""Daily billing partitions (DESIGN §6, issue 5): which tenant-local days of billable activity to rebuild.
+
+A partition key ``D`` (``YYYY-MM-DD``) means *each tenant's own calendar day D in its time zone*: the days
+of ``intermediate.int_billable_activities_metered`` are ``activity_date`` values, already local. A refresh
+of days ``[start, end]`` for some tenants records itself in ``ops.billable_activity_refreshes``; from that
+table and the received invoices this module tells which days are stale:
+
+- ``invoice_received``: a day of an invoice's period was never refreshed, or refreshed before the invoice's
+  latest line arrived (the invoice must be checked against activity that is at least as new as itself);
+- ``activity_changed``: a day of an invoiced period holds an order that ``marts.fct_orders`` rewrote after
+  the day's refresh read it (a late event, a cancellation, a corrected hand-over time).
+
+The nightly schedule (02:00 in each tenant time zone) asks for the previous local day plus the stale days;
+the invoice sensor asks for the stale days as soon as they appear. Plain functions, no Dagster here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+DEFAULT_FIRST_DAY = "2025-01-01"
+
+
+def first_billing_day(environ: Mapping[str, str] | None = None) -> date:
+    """First day of the daily partitions: ``E2A_BILLING_START`` (``YYYY-MM-DD``), default 2025-01-01."""
+    env = os.environ if environ is None else environ
+    raw = (env.get("E2A_BILLING_START") or DEFAULT_FIRST_DAY).strip()
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"E2A_BILLING_START must be a date (YYYY-MM-DD), got {raw!r}") from exc
+
+
+def previous_local_day(instant: datetime, time_zone: str) -> date:
+    """The calendar day before ``instant``'s local day in ``time_zone`` (the day a 02:00 run closes)."""
+    if instant.tzinfo is None:
+        raise ValueError("instant must be timezone-aware")
+    return instant.astimezone(ZoneInfo(time_zone)).date() - timedelta(days=1)
+
+
+def tenants_by_zone(tenants: Mapping[str, Mapping[str, str]]) -> dict[str, list[str]]:
+    """``{time zone: [tenant ids]}`` from tenant reference rows (seeds/tenants.csv)."""
+    zones: dict[str, list[str]] = {}
+    for tenant_id, row in sorted(tenants.items()):
+        zone = (row.get("time_zone") or "").strip()
+        if zone:
+            zones.setdefault(zone, []).append(tenant_id)
+    return zones
+
+
+def window_vars(start: date, end: date, tenants: Sequence[str] = ()) -> dict:
+    """dbt vars of a refresh of ``[start, end]`` (inclusive) for ``tenants`` (empty = all tenants)."""
+    if end < start:
+        raise ValueError(f"window ends before it starts: {start} .. {end}")
+    out: dict = {"billing_from": start.isoformat(), "billing_to": end.isoformat()}
+    if tenants:
+        out["billing_tenants"] = sorted(tenants)
+    return out
+
+
+@dataclass(frozen=True)
+class StaleDays:
+    """Days of one tenant to refresh, and why (``reasons``: day count by reason)."""
+
+    tenant_id: str
+    first_day: date
+    last_day: date
+    days: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    invoices: tuple[str, ...] = ()
+
+    def signature(self) -> str:
+        return f"{self.tenant_id}:{self.first_day}:{self.last_day}:{self.days}:{sorted(self.reasons.items())}"
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    """One run: partition keys ``[start, end]`` for ``tenants``, with what asked for it."""
+
+    start: date
+    end: date
+    tenants: tuple[str, ...]
+    reasons: dict[str, str]
+
+    def partition_range(self) -> tuple[str, str]:
+        return self.start.isoformat(), self.end.isoformat()
+
+
+def plan_refresh(
+    tenants: Iterable[str],
+    stale: Iterable[StaleDays],
+    *,
+    yesterday: date | None,
+    first_day: date,
+    last_day: date,
+) -> RefreshPlan | None:
+    """The run covering ``yesterday`` (the nightly day, or None for the sensor) and every stale day of
+    ``tenants``, clipped to the partitions ``[first_day, last_day]``; None when there is nothing to do."""
+    wanted = sorted(set(tenants))
+    spans: list[tuple[date, date]] = []
+    reasons: dict[str, str] = {}
+    if yesterday is not None and first_day <= yesterday <= last_day:
+        spans.append((yesterday, yesterday))
+        reasons["nightly"] = yesterday.isoformat()
+    for s in stale:
+        if s.tenant_id not in wanted:
+            continue
+        lo, hi = max(s.first_day, first_day), min(s.last_day, last_day)
+        if lo > hi:
+            continue
+        spans.append((lo, hi))
+        why = ", ".join(f"{k} {v}d" for k, v in sorted(s.reasons.items()))
+        reasons[s.tenant_id] = f"{lo}..{hi} ({why})" + (f" invoices {', '.join(s.invoices)}" if s.invoices else "")
+    if not spans:
+        return None
+    return RefreshPlan(
+        start=min(a for a, _ in spans),
+        end=max(b for _, b in spans),
+        tenants=tuple(wanted),
+        reasons=reasons,
+    )
+
+
+STALE_SQL = """
+with invoices as (
+    select tenant_id, period_start, period_end, max(ingested_at) as received_at,
+           array_agg(distinct invoice_id order by invoice_id) as invoice_ids
+    from raw.invoice_lines
+    where tenant_id = any(:tenants)
+    group by tenant_id, period_start, period_end
+),
+invoiced_days as (
+    select invoices.tenant_id, cast(day as date) as day, invoices.received_at, invoices.invoice_ids
+    from invoices
+    cross join lateral generate_series(
+        greatest(invoices.period_start, cast(:first_day as date)),
+        least(invoices.period_end, cast(:last_day as date)),
+        interval '1 day'
+    ) as day
+),
+days as (
+    select tenant_id, day, max(received_at) as received_at, array_agg(distinct i) as invoice_ids
+    from invoiced_days cross join lateral unnest(invoice_ids) as i
+    group by tenant_id, day
+),
+received as (
+    select days.tenant_id, days.day, 'invoice_received' as reason, days.invoice_ids
+    from days
+    left join ops.billable_activity_refreshes as r
+        on r.tenant_id = days.tenant_id and r.activity_date = days.day
+    where r.refreshed_at is null or r.refreshed_at < days.received_at
+),
+{changed}
+stale as (
+    select * from received
+    union all
+    select * from changed_days
+)
+select tenant_id, day, reason, invoice_ids from stale order by tenant_id, day, reason
+"""
+
+# Orders fct_orders rewrote after the day's refresh read it: their hand-over day now, and the days their
+# activities sit on (a moved hand-over or a cancellation leaves rows on the old day).
+CHANGED_SQL = """
+tenant_zones as (
+    select tenant_id, time_zone from reference.tenants where tenant_id = any(:tenants)
+),
+oldest_refresh as (
+    select min(r.orders_as_of) as since
+    from ops.billable_activity_refreshes as r
+    inner join days on r.tenant_id = days.tenant_id and r.activity_date = days.day
+),
+changed_orders as (
+    select o.tenant_id, o.order_id, o.as_of,
+           cast(o.handed_to_carrier_at at time zone tz.time_zone as date) as handed_day
+    from marts.fct_orders as o
+    inner join tenant_zones as tz on tz.tenant_id = o.tenant_id
+    where o.as_of > (select since from oldest_refresh)
+),
+changed_order_days as (
+    select tenant_id, order_id, as_of, handed_day as day from changed_orders where handed_day is not null
+    union
+    select c.tenant_id, c.order_id, c.as_of, m.activity_date
+    from changed_orders as c
+    inner join intermediate.int_billable_activities_metered as m
+        on m.tenant_id = c.tenant_id and m.order_id = c.order_id
+),
+changed_days as (
+    select distinct days.tenant_id, days.day, 'activity_changed' as reason, days.invoice_ids
+    from changed_order_days as c
+    inner join days on days.tenant_id = c.tenant_id and days.day = c.day
+    inner join ops.billable_activity_refreshes as r
+        on r.tenant_id = days.tenant_id and r.activity_date = days.day
+    where c.as_of > r.orders_as_of
+),
+"""
+
+NO_CHANGES_SQL = """
+changed_days as (
+    select cast(null as text) as tenant_id, cast(null as date) as day, cast(null as text) as reason,
+           cast(null as text[]) as invoice_ids
+    where false
+),
+"""
+
+
+def _relation_exists(conn: sa.Connection, name: str) -> bool:
+    return conn.execute(sa.text("select to_regclass(:n) is not null"), {"n": name}).scalar_one()
+
+
+def stale_days(engine: sa.Engine, tenants: Sequence[str], *, first_day: date, last_day: date) -> list[StaleDays]:
+    """Stale days of ``tenants`` within ``[first_day, last_day]``, one entry per tenant (see module doc)."""
+    if not tenants or last_day < first_day:
+        return []
+    with engine.connect() as conn:
+        can_see_changes = all(
+            _relation_exists(conn, name)
+            for name in ("marts.fct_orders", "intermediate.int_billable_activities_metered", "reference.tenants")
+        )
+        sql = STALE_SQL.format(changed=CHANGED_SQL if can_see_changes else NO_CHANGES_SQL)
+        rows = conn.execute(
+            sa.text(sql), {"tenants": list(tenants), "first_day": first_day, "last_day": last_day}
+        ).all()
+    merged: dict[str, dict] = {}
+    for tenant_id, day, reason, invoices in rows:
+        m = merged.setdefault(tenant_id, {"days": set(), "reasons": {}, "invoices": set()})
+        m["days"].add(day)
+        m["reasons"][reason] = m["reasons"].get(reason, 0) + 1
+        m["invoices"].update(invoices or [])
+    return [
+        StaleDays(
+            tenant_id=t,
+            first_day=min(m["days"]),
+            last_day=max(m["days"]),
+            days=len(m["days"]),
+            reasons=m["reasons"],
+            invoices=tuple(sorted(m["invoices"])),
+        )
+        for t, m in sorted(merged.items())
+    ]
+
+
+def refresh_marks(engine: sa.Engine) -> tuple[datetime, datetime | None]:
+    """Taken before a refresh reads anything: the database clock, and the newest ``as_of`` in
+    ``marts.fct_orders`` (the orders the refresh will see; a later SLA build writes a newer one)."""
+    with engine.connect() as conn:
+        now = conn.execute(sa.text("select now()")).scalar_one()
+        orders_as_of = None
+        if _relation_exists(conn, "marts.fct_orders"):
+            orders_as_of = conn.execute(sa.text("select max(as_of) from marts.fct_orders")).scalar_one()
+    return now, orders_as_of
+
+
+def record_refresh(
+    engine: sa.Engine,
+    tenants: Sequence[str],
+    start: date,
+    end: date,
+    *,
+    refreshed_at: datetime,
+    orders_as_of: datetime | None,
+    run_id: str | None = None,
+) -> int:
+    """Mark ``[start, end]`` of ``tenants`` refreshed (upsert; a refresh never moves a mark backwards)."""
+    if not tenants or end < start:
+        return 0
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.text(
+                """
+                insert into ops.billable_activity_refreshes
+                    (tenant_id, activity_date, refreshed_at, orders_as_of, run_id)
+                select t, cast(d as date), :refreshed_at, :orders_as_of, :run_id
+                from unnest(cast(:tenants as text[])) as t
+                cross join generate_series(cast(:start as date), cast(:end as date), interval '1 day') as d
+                on conflict (tenant_id, activity_date) do update
+                set refreshed_at = excluded.refreshed_at,
+                    orders_as_of = excluded.orders_as_of,
+                    run_id = excluded.run_id
+                where ops.billable_activity_refreshes.refreshed_at <= excluded.refreshed_at
+                """
+            ),
+            {
+                "tenants": list(tenants),
+                "start": start,
+                "end": end,
+                "refreshed_at": refreshed_at,
+                "orders_as_of": orders_as_of,
+                "run_id": run_id,
+            },
+        )
+    return result.rowcount
+
+
+def window_metrics(engine: sa.Engine, tenants: Sequence[str], start: date, end: date) -> dict:
+    """What a refresh left in its window: activities and quantity by charge code, days with activity."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                """
+                select charge_code, count(*) as activities, sum(quantity) as quantity,
+                       count(distinct (tenant_id, activity_date)) as tenant_days
+                from intermediate.int_billable_activities_metered
+                where activity_date between :start and :end and tenant_id = any(:tenants)
+                group by charge_code order by charge_code
+                """
+            ),
+            {"tenants": list(tenants), "start": start, "end": end},
+        ).all()
+    return {
+        "window": f"{start}..{end}",
+        "tenants": ", ".join(sorted(tenants)),
+        "activities": sum(r.activities for r in rows),
+        "activities_by_charge_code": {r.charge_code: r.activities for r in rows},
+        "quantity_by_charge_code": {r.charge_code: float(r.quantity) for r in rows},
+    }
