@@ -34,6 +34,10 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     max_concurrent_runs: 2
+    tag_concurrency_limits:
+      # one invoice guard run at a time: the schedules, the invoice sensor and backfills rebuild the same tables
+      - key: "e2a/invoice_guard"
+        limit: 1
 concurrency:
   default_op_concurrency_limit: 2
 freshness:
@@ -48,7 +52,10 @@ def _prepare(settings: Settings, *, start_db: bool = True) -> ConnectionInfo:
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     dagster_yaml = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
-    if not dagster_yaml.exists():
+    # Ours (first line) is kept current; a dagster.yaml somebody wrote by hand is left alone.
+    if not dagster_yaml.exists() or (
+        dagster_yaml.read_text().startswith(DAGSTER_YAML.splitlines()[0]) and dagster_yaml.read_text() != DAGSTER_YAML
+    ):
         dagster_yaml.write_text(DAGSTER_YAML)
     info = resolve_connection(settings, start=start_db)
     engine = make_engine(info)
@@ -119,7 +126,11 @@ def run_pipeline(
     if as_of:
         # The dbt assets may run as several steps (e2a_dbt_models, e2a_dbt_models_2, ...: the calendar asset
         # sits between the seeds and the models): every one of them evaluates at the same as_of.
-        dbt_steps = [n.name for n in job.graph.nodes if n.name.split("_")[:3] == ["e2a", "dbt", "models"]]
+        dbt_steps = [
+            n.name
+            for n in job.graph.nodes
+            if n.name.split("_")[:3] == ["e2a", "dbt", "models"] or n.name == "billable_activity_daily"
+        ]
         run_config["ops"] = {name: {"config": {"as_of": as_of}} for name in dbt_steps}
     with dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
@@ -127,7 +138,21 @@ def run_pipeline(
             instance=instance,
             raise_on_error=raise_on_error,
             asset_selection=asset_selection,
+            tags=every_billing_day(),
         )
+
+
+def every_billing_day() -> dict[str, str]:
+    """Run tags covering every daily billing partition (E2A_BILLING_START .. today in UTC): one pass over
+    everything rebuilds every day of the billable activity, like a full build."""
+    from datetime import UTC
+
+    from e2a_dagster.lib.billing_periods import first_billing_day
+
+    return {
+        "dagster/asset_partition_range_start": first_billing_day().isoformat(),
+        "dagster/asset_partition_range_end": datetime.now(UTC).date().isoformat(),
+    }
 
 
 def configured_assets(definitions) -> list:
@@ -355,7 +380,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             from e2a_dagster.lib.reference import Reference
 
             result = replay(engine, Reference.load(), ids=args.id or None, max_attempts=args.max_attempts,
-                            events_dir=settings.events_dir)
+                            events_dir=settings.events_dir, billing_dir=settings.billing_dir)
             print(text_table(result.as_rows()))
             print(f"\n{result.loaded_rows} row(s) loaded; run `e2a run` (or let the sensors) rebuild the models")
             return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import re
@@ -406,26 +407,7 @@ def ingest_billing_file(engine: sa.Engine, path: Path, reference: Reference) -> 
             rejections.append(rejection)
             continue
         assert line is not None
-        rows.append(
-            (
-                line.invoice_id,
-                line.line_id,
-                line.content_hash,
-                line.tenant_id,
-                line.invoice_date,
-                line.period_start,
-                line.period_end,
-                line.charge_code,
-                line.order_id,
-                line.quantity,
-                line.unit_rate,
-                line.amount,
-                line.currency,
-                payload,
-                path.name,
-                number,
-            )
-        )
+        rows.append(_row(line, payload, path.name, number))
     with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (content_hash,))
         if cur.execute(
@@ -461,6 +443,69 @@ def ingest_billing_file(engine: sa.Engine, path: Path, reference: Reference) -> 
         )
     log.info("ingested %s: %s", path.name, result.as_dict())
     return result
+
+
+def _row(line: InvoiceLine, payload: str, file_name: str, number: int) -> tuple:
+    """A raw.invoice_lines row in COLUMNS order."""
+    return (
+        line.invoice_id,
+        line.line_id,
+        line.content_hash,
+        line.tenant_id,
+        line.invoice_date,
+        line.period_start,
+        line.period_end,
+        line.charge_code,
+        line.order_id,
+        line.quantity,
+        line.unit_rate,
+        line.amount,
+        line.currency,
+        payload,
+        file_name,
+        number,
+    )
+
+
+def replay_line(
+    cur: psycopg.Cursor, raw: str, location: str, reference: Reference, billing_dir: Path | None = None
+) -> int:
+    """Re-validate one rejected billing line (``e2a dlq replay``) and load it through the same insert as a file
+    (a new version if the line changed); returns the rows loaded. The columns are the file's header when the
+    file is still in ``billing_dir``, else the DESIGN §4.3 order. Raises ``Rejected`` when it still fails,
+    including when it disagrees with the header (tenant, dates, currency) of the invoice's loaded lines."""
+    name, _, number = location.rpartition(":")
+    header = list(FIELDS)
+    path = billing_dir / name if billing_dir and name else None
+    if path is not None and path.is_file():
+        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+            first = [h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), [])]
+        if sorted(first) == sorted(FIELDS):
+            header = first
+    row = next(csv.reader(io.StringIO(raw)), [])
+    if len(row) != len(header):
+        raise Rejected([Fault("malformed_csv", f"expected {len(header)} columns, found {len(row)}")])
+    record = dict(zip(header, row, strict=True))
+    line = parse_line(record, reference)
+    loaded = cur.execute(
+        "select tenant_id, invoice_date, period_start, period_end, currency from raw.invoice_lines "
+        "where invoice_id = %s order by line_version limit 1",
+        (line.invoice_id,),
+    ).fetchone()
+    if loaded is not None and tuple(loaded) != line.header():
+        raise Rejected(
+            [
+                Fault(
+                    "inconsistent_invoice_header",
+                    f"invoice {line.invoice_id}: tenant, dates or currency differ from its loaded lines",
+                )
+            ]
+        )
+    cur.execute("select pg_advisory_xact_lock(hashtextextended('raw.invoice_lines', 0))")
+    result = BillingFileResult(file_name=name, content_hash="")
+    line_number = int(number) if number.isdigit() else 0
+    _load(cur, [_row(line, json.dumps(record, sort_keys=True), name, line_number)], result)
+    return result.loaded
 
 
 def _load(cur: psycopg.Cursor, rows: list[tuple], result: BillingFileResult) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 
+from e2a_dagster.lib.billing import SOURCE as BILLING
+from e2a_dagster.lib.billing import replay_line
 from e2a_dagster.lib.database import raw_connection
 from e2a_dagster.lib.events import Fault, Rejected, csv_record, parse_json_line, parse_record, to_row
 from e2a_dagster.lib.ingest import _TEMP_DDL, _load_batch
@@ -113,6 +115,7 @@ def replay(
     ids: list[int] | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     events_dir: Path | None = None,
+    billing_dir: Path | None = None,
     db_retry_base: float = 0.5,
 ) -> ReplayResult:
     """Replay open records (or exactly ``ids``, which may include ``failed`` ones)."""
@@ -140,7 +143,7 @@ def replay(
     result = ReplayResult()
     for rejected_id in todo:
         outcome = with_db_retries(
-            lambda rid=rejected_id: _replay_one(engine, rid, reference, max_attempts, events_dir),
+            lambda rid=rejected_id: _replay_one(engine, rid, reference, max_attempts, events_dir, billing_dir),
             base=db_retry_base,
         )
         kind, loaded = outcome
@@ -152,7 +155,12 @@ def replay(
 
 
 def _replay_one(
-    engine: sa.Engine, rejected_id: int, reference: Reference, max_attempts: int, events_dir: Path | None
+    engine: sa.Engine,
+    rejected_id: int,
+    reference: Reference,
+    max_attempts: int,
+    events_dir: Path | None,
+    billing_dir: Path | None = None,
 ) -> tuple[str, int]:
     with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
         row = cur.execute(
@@ -163,6 +171,8 @@ def _replay_one(
         try:
             if source == SHOPIFY:
                 loaded = insert_orders(cur, _shopify_rows(conn, raw, location))
+            elif source == BILLING:
+                loaded = replay_line(cur, raw, location, reference, billing_dir)
             else:
                 rows = _landing_rows(raw, location, reference, events_dir)
                 cur.execute(_TEMP_DDL)

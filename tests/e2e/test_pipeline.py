@@ -37,12 +37,15 @@ def pipeline(definitions, engine, tmp_path_factory):
     ]
     write_jsonl(events_dir / "e2e-1.jsonl", acme + cancelled)
     write_jsonl(events_dir / "e2e-2.jsonl", list(reversed(globex)) + acme[:3] + ['{"not": "an event"}'])
-    from e2a_dagster.cli import configured_assets
+    from e2a_dagster.cli import configured_assets, every_billing_day
 
     job = definitions.resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
-            instance=instance, raise_on_error=False, asset_selection=configured_assets(definitions)
+            instance=instance,
+            raise_on_error=False,
+            asset_selection=configured_assets(definitions),
+            tags=every_billing_day(),  # what `e2a run` does: every daily billing partition
         )
     return result
 

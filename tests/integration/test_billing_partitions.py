@@ -119,13 +119,16 @@ def activities(engine, p: str) -> dict[tuple[str, str], str]:
     return {(o.removeprefix(f"{p}-"), c): f"{d.isoformat()} {q.normalize()}" for o, c, d, q in rows}
 
 
-def refreshed_days(engine) -> set[tuple[str, str]]:
+def refreshed_days(engine, run_id: str | None = None) -> set[tuple[str, str]]:
+    """July's (tenant, day) refresh marks, of one run if given (`e2a run` in other tests marks every day)."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
                 "select tenant_id, activity_date from ops.billable_activity_refreshes "
-                "where activity_date between '2026-07-01' and '2026-07-31'"
-            )
+                "where activity_date between '2026-07-01' and '2026-07-31' "
+                "and (cast(:run as text) is null or run_id = :run)"
+            ),
+            {"run": run_id},
         ).all()
     return {(t, d.isoformat()) for t, d in rows}
 
@@ -157,7 +160,7 @@ def test_a_range_run_rebuilds_tenant_local_days_of_the_tenants_asked(engine, jul
         ("O3", "PACK_CARTON"): "2026-07-03 1",
         ("O3", "SHIPPING"): "2026-07-03 5",
     }
-    assert refreshed_days(engine) == {("acme", "2026-07-02"), ("acme", "2026-07-03")}
+    assert refreshed_days(engine, result.run_id) == {("acme", "2026-07-02"), ("acme", "2026-07-03")}
     materializations = result.asset_materializations_for_node(billable_activity_daily.op.name)
     assert {m.partition for m in materializations} == {"2026-07-02", "2026-07-03"}
     materialization = materializations[0]
@@ -171,14 +174,15 @@ def test_a_backfill_of_the_month_for_all_tenants_equals_a_full_build(engine, jul
     from e2a_dagster.defs.invoicing.billable_activity import billable_activity_daily
 
     p = july["p"]
-    run_job(definitions, dg.AssetSelection.assets(billable_activity_daily), *JULY, None)
+    result = run_job(definitions, dg.AssetSelection.assets(billable_activity_daily), *JULY, None)
     partitioned = activities(engine, p)
     assert partitioned[("O3", "RETURN_FEE")] == "2026-07-08 1"
     assert partitioned[("G1", "ORDER_FEE")] == "2026-07-02 1"  # 23:30 CEST
     assert partitioned[("G2", "ORDER_FEE")] == "2026-07-03 1"  # 00:30 CEST = 07-02 in UTC
     assert len(partitioned) == 12 + 1 + 8
-    assert {("acme", d) for d in ("2026-07-01", "2026-07-15", "2026-07-31")} <= refreshed_days(engine)
-    assert ("globex", "2026-07-31") in refreshed_days(engine)
+    assert refreshed_days(engine, result.run_id) == {
+        (tenant, f"2026-07-{day:02d}") for tenant in ("acme", "globex") for day in range(1, 32)
+    }
 
     # The same model without a window (a plain `dbt build`) recomputes every day: the same rows.
     run_dbt(["build", "--select", "int_billable_activities_metered", "--quiet"], pg_info)
@@ -208,9 +212,8 @@ def test_invoice_and_late_events_make_days_stale_and_the_schedule_and_sensor_ref
     assert stale.reasons == {"invoice_received": 31} and stale.invoices == (invoice,)
 
     # The sensor asks for one run over those days (and asks once for the same staleness).
-    from sensors.invoice_received import invoice_received_sensor
-
     from e2a_dagster.defs.resources import Database
+    from sensors.invoice_received import invoice_received_sensor
 
     with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(instance=instance, resources={"database": Database()})

@@ -161,3 +161,68 @@ def test_identical_line_in_another_file_is_a_noop_and_a_changed_line_a_new_versi
             .all()
         )
     assert [str(a) for a in amounts] == ["2.50", "2.25"]
+
+
+def test_dlq_replay_loads_billing_lines_after_a_seed_fix(engine, reference, tmp_path, uid):
+    """Rejected invoice lines replay through the billing path (not the events one), with the file's own
+    column order, and only what now passes loads."""
+    import shutil
+
+    from e2a_dagster.lib.dlq import replay
+    from e2a_dagster.lib.reference import Reference
+    from e2a_dagster.lib.settings import SEEDS_DIR
+
+    tenant = f"b{uid}"
+    inv = f"INV-D{uid}"
+    header = tuple(reversed(FIELDS))  # a file with its columns in another order than DESIGN §4.3
+    rows = [
+        [inv, tenant, "2031-02-01", "2031-01-01", "2031-01-31", "1", "ORDER_FEE", "o1", "1", "2.50", "2.50", "USD"],
+        [inv, tenant, "2031-02-01", "2031-01-01", "2031-01-31", "2", "PICK_UNIT", "o1", "3", "0.35", "1.05", "USD"],
+        [inv, tenant, "2031-02-01", "2031-01-01", "2031-01-31", "3", "ORDER_FEE", "o2", "1", "2.50", "lots", "USD"],
+    ]
+    billing_dir = tmp_path / "billing"
+    billing_dir.mkdir()
+    path = _write(billing_dir / f"{inv}.csv", [list(reversed(r)) for r in rows], header)
+    first = ingest_billing_file(engine, path, reference)
+    assert (first.loaded, first.rejected) == (0, 3)
+    with engine.connect() as conn:
+        ids = dict(
+            conn.execute(
+                sa.text("select location, rejected_id from ops.rejected_records where location like :f"),
+                {"f": f"{path.name}:%"},
+            ).all()
+        )
+    assert sorted(ids) == [f"{path.name}:2", f"{path.name}:3", f"{path.name}:4"]
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS_DIR, seeds)
+    with (seeds / "tenants.csv").open("a") as fh:
+        fh.write(f"{tenant},Fixed Tenant,USD,America/New_York,NJ1,0.01,0,25.00,true\n")
+    result = replay(engine, Reference.load(seeds), ids=list(ids.values()), billing_dir=billing_dir)
+    assert (sorted(result.replayed), result.still_failing, result.loaded_rows) == (
+        sorted([ids[f"{path.name}:2"], ids[f"{path.name}:3"]]),
+        [ids[f"{path.name}:4"]],
+        2,
+    )
+    with engine.connect() as conn:
+        loaded = conn.execute(
+            sa.text(
+                "select line_id, charge_code, quantity, amount, file_name, line_number from raw.invoice_lines "
+                "where invoice_id = :i order by line_id"
+            ),
+            {"i": inv},
+        ).all()
+        still = conn.execute(
+            sa.text("select status, error_code from ops.rejected_records where rejected_id = :r"),
+            {"r": ids[f"{path.name}:4"]},
+        ).one()
+    assert [(a, b, str(c), str(d), e, f) for a, b, c, d, e, f in loaded] == [
+        ("1", "ORDER_FEE", "1.0000", "2.50", path.name, 2),
+        ("2", "PICK_UNIT", "3.0000", "1.05", path.name, 3),
+    ]
+    assert tuple(still) == ("open", "non_numeric_amount")
+    # Replaying again loads nothing twice.
+    again = replay(engine, Reference.load(seeds), ids=list(ids.values()), billing_dir=billing_dir)
+    assert again.loaded_rows == 0 and again.replayed == []
+    with engine.begin() as conn:  # the tenant exists only in this test's seed copy: leave the shared marts valid
+        conn.execute(sa.text("delete from raw.invoice_lines where tenant_id = :t"), {"t": tenant})

@@ -33,6 +33,8 @@ def test_freshness_policies(graph):
     for mart in ("fct_sla_evaluations", "fct_sla_exceptions", "agg_sla_compliance_daily"):
         assert windows("marts", mart) == (timedelta(minutes=30), timedelta(minutes=15))
     assert windows("marts", "fct_orders") is None
+    for key in (("marts", "fct_invoice_reconciliation"), ("actions", "invoice_adjustments")):
+        assert windows(*key) == (timedelta(hours=26), timedelta(hours=25))
 
 
 def test_actions_depend_on_the_checked_mart(graph):

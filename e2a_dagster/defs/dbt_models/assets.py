@@ -17,14 +17,19 @@ class DbtBuildConfig(dg.Config):
     as_of: str | None = None
     """Evaluate as of this instant (ISO-8601 with offset); empty = now. Only events at or before it count."""
 
+def as_of_var(as_of: str) -> str:
+    """The ``as_of`` dbt var of an ISO-8601 instant, which must carry its UTC offset."""
+    parsed = datetime.fromisoformat(as_of)
+    if parsed.tzinfo is None:
+        raise ValueError(f"as_of must carry a UTC offset: {as_of!r}")
+    return parsed.isoformat()
+
+
 def dbt_build_args(as_of: str | None) -> list[str]:
     """The dbt CLI arguments of a build (pure, unit-tested)."""
     args = ["build"]
     if as_of:
-        parsed = datetime.fromisoformat(as_of)
-        if parsed.tzinfo is None:
-            raise ValueError(f"as_of must carry a UTC offset: {as_of!r}")
-        args += ["--vars", json.dumps({"as_of": parsed.isoformat()})]
+        args += ["--vars", json.dumps({"as_of": as_of_var(as_of)})]
     return args
 
 @dbt_assets(

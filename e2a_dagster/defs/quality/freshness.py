@@ -15,6 +15,9 @@ RAW_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=6), w
 SLA_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
 )
+# Invoice guard: reconcile_invoices_job runs at 02:00 in every tenant zone, so at least once a day; a
+# reconciliation older than 26 hours means the nightly run did not happen (25 hours: a warning).
+INVOICE_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))
 
 # Continuous feeds only: billing files (raw/invoice_lines) arrive per invoice run, days or weeks apart.
 RAW_FEEDS = frozenset({dg.AssetKey(["raw", "order_events"]), dg.AssetKey(["raw", "shopify_orders"])})
@@ -25,6 +28,9 @@ SLA_MARTS = dg.AssetSelection.assets(
         for name in ("fct_sla_evaluations", "fct_sla_exceptions", "agg_sla_compliance_daily")
     )
 )
+INVOICE_GUARD = dg.AssetSelection.assets(
+    dg.AssetKey(["marts", "fct_invoice_reconciliation"]), dg.AssetKey(["actions", "invoice_adjustments"])
+)
 
 
 def with_freshness(defs: dg.Definitions) -> dg.Definitions:
@@ -32,6 +38,9 @@ def with_freshness(defs: dg.Definitions) -> dg.Definitions:
         func=lambda spec: dg.apply_freshness_policy(spec, RAW_FRESHNESS) if spec.key in RAW_FEEDS else spec,
         selection=RAW_ASSETS,
     )
-    return defs.map_resolved_asset_specs(
+    defs = defs.map_resolved_asset_specs(
         func=lambda spec: dg.apply_freshness_policy(spec, SLA_FRESHNESS), selection=SLA_MARTS
+    )
+    return defs.map_resolved_asset_specs(
+        func=lambda spec: dg.apply_freshness_policy(spec, INVOICE_FRESHNESS), selection=INVOICE_GUARD
     )

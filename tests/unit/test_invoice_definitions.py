@@ -1,0 +1,68 @@
+"""Invoice guard wiring in the code location: the daily partitions, the nightly job, its schedules and sensor."""
+
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+ACTIVITY = dg.AssetKey(["intermediate", "int_billable_activities_metered"])
+
+
+@pytest.fixture(scope="module")
+def definitions():
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    from e2a_dagster.lib.dbt import parse_project
+
+    parse_project()
+    from e2a_dagster.definitions import defs
+
+    return defs()
+
+
+def test_billable_activity_is_daily_partitioned_with_single_run_backfills(definitions):
+    node = definitions.resolve_asset_graph().get(ACTIVITY)
+    assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
+    assert node.partitions_def.start.date().isoformat() == "2025-01-01"
+    assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    assert node.automation_condition is None  # the job chooses the days
+
+
+def test_monthly_invoice_models_follow_the_job_not_eager_automation(definitions):
+    graph = definitions.resolve_asset_graph()
+    for name in ("int_billable_activities_priced", "fct_expected_charges", "fct_invoice_reconciliation"):
+        key = next(k for k in graph.get_all_asset_keys() if k.path[-1] == name)
+        assert graph.get(key).automation_condition is None, name
+        assert graph.get(key).partitions_def is None, name
+    # the rest of the models stay eager
+    assert graph.get(dg.AssetKey(["marts", "fct_orders"])).automation_condition is not None
+
+
+def test_nightly_job_covers_ingestion_activity_reconciliation_and_adjustments(definitions):
+    job = definitions.resolve_job_def("reconcile_invoices_job")
+    keys = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert {
+        "raw/invoice_lines",
+        "intermediate/int_billable_activities_metered",
+        "intermediate/int_billable_activities_priced",
+        "marts/fct_expected_charges",
+        "marts/fct_invoice_reconciliation",
+        "actions/invoice_adjustments",
+    } <= keys
+    assert "marts/fct_orders" not in keys  # the SLA refresh owns it
+    assert job.partitions_def is not None and job.tags["e2a/invoice_guard"] == "true"
+
+
+def test_one_0200_schedule_per_tenant_time_zone_and_the_invoice_sensor(definitions):
+    from e2a_dagster.defs.invoicing.schedules import schedule_name
+
+    for zone in ("America/New_York", "Europe/Berlin"):
+        schedule = definitions.resolve_schedule_def(schedule_name(zone))
+        assert schedule.cron_schedule == "0 2 * * *"
+        assert schedule.execution_timezone == zone
+        assert schedule.job_name == "reconcile_invoices_job"
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    sensor = definitions.resolve_sensor_def("invoice_received_sensor")
+    assert sensor.job_name == "reconcile_invoices_job"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
