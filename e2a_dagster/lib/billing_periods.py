@@ -7,8 +7,9 @@ table and the received invoices this module tells which days are stale:
 
 - ``invoice_received``: a day of an invoice's period was never refreshed, or refreshed before the invoice's
   latest line arrived (the invoice must be checked against activity that is at least as new as itself);
-- ``activity_changed``: a day of an invoiced period holds an order that ``marts.fct_orders`` rewrote after
-  the day's refresh read it (a late event, a cancellation, a corrected hand-over time).
+- ``activity_changed``: ``marts.fct_orders`` rewrote an order after the day's refresh read it, and the order
+  charges it implies now differ from the day's rows (a late event changing units or postage, a cancellation,
+  a corrected hand-over time moving the order to another day).
 
 The nightly schedule (02:00 in each tenant time zone) asks for the previous local day plus the stale days;
 the invoice sensor asks for the stale days as soon as they appear. Plain functions, no Dagster here."""
@@ -164,8 +165,10 @@ stale as (
 select tenant_id, day, reason, invoice_ids from stale order by tenant_id, day, reason
 """
 
-# Orders fct_orders rewrote after the day's refresh read it: their hand-over day now, and the days their
-# activities sit on (a moved hand-over or a cancellation leaves rows on the old day).
+# Orders fct_orders rewrote after the day's refresh read it (cheap: by index on as_of), kept only when the order
+# charges fct_orders now implies differ from the day's rows (the live SLA refresh rewrites open orders every
+# few minutes without any billing change). Both days count: where the activity is now, and where its rows are
+# (a moved hand-over, a cancellation). RETURN_FEE follows return events, not fct_orders: not compared here.
 CHANGED_SQL = """
 tenant_zones as (
     select tenant_id, time_zone from reference.tenants where tenant_id = any(:tenants)
@@ -176,19 +179,40 @@ oldest_refresh as (
     inner join days on r.tenant_id = days.tenant_id and r.activity_date = days.day
 ),
 changed_orders as (
-    select o.tenant_id, o.order_id, o.as_of,
+    select o.tenant_id, o.order_id, o.as_of, o.is_cancelled, o.units, o.cartons, o.postage,
            cast(o.handed_to_carrier_at at time zone tz.time_zone as date) as handed_day
     from marts.fct_orders as o
     inner join tenant_zones as tz on tz.tenant_id = o.tenant_id
     where o.as_of > (select since from oldest_refresh)
 ),
-changed_order_days as (
-    select tenant_id, order_id, as_of, handed_day as day from changed_orders where handed_day is not null
-    union
-    select c.tenant_id, c.order_id, c.as_of, m.activity_date
+implied as (
+    select c.tenant_id, c.order_id, c.as_of, c.handed_day as day, charge.code, charge.quantity
+    from changed_orders as c
+    cross join lateral (
+        values ('ORDER_FEE', cast(1 as numeric)), ('PICK_UNIT', cast(c.units as numeric)),
+               ('PACK_CARTON', cast(coalesce(c.cartons, 1) as numeric)), ('SHIPPING', cast(c.postage as numeric))
+    ) as charge (code, quantity)
+    where c.handed_day is not null and not c.is_cancelled and charge.quantity > 0
+),
+metered as (
+    select m.tenant_id, m.order_id, c.as_of, m.activity_date as day, m.charge_code as code, m.quantity
     from changed_orders as c
     inner join intermediate.int_billable_activities_metered as m
         on m.tenant_id = c.tenant_id and m.order_id = c.order_id
+    where m.charge_code <> 'RETURN_FEE'
+),
+differences as (
+    select coalesce(i.tenant_id, m.tenant_id) as tenant_id, coalesce(i.as_of, m.as_of) as as_of,
+           i.day as implied_day, m.day as metered_day
+    from implied as i
+    full join metered as m
+        on i.tenant_id = m.tenant_id and i.order_id = m.order_id and i.code = m.code
+    where i.order_id is null or m.order_id is null or i.day <> m.day or i.quantity <> m.quantity
+),
+changed_order_days as (
+    select tenant_id, as_of, implied_day as day from differences where implied_day is not null
+    union
+    select tenant_id, as_of, metered_day from differences where metered_day is not null
 ),
 changed_days as (
     select distinct days.tenant_id, days.day, 'activity_changed' as reason, days.invoice_ids

@@ -276,6 +276,21 @@ def test_invoice_and_late_events_make_days_stale_and_the_schedule_and_sensor_ref
     }
     assert stale_july(engine, "acme") == []
 
+    # A delivery scan after the invoice: fct_orders rewrites O3 (a newer as_of), what it bills is unchanged.
+    delivered = event(f"{p}-O3", "delivered", "carrier", "2026-07-06T12:00:00-04:00", carrier="ups")
+    assert ingest_file(engine, write_events(folder / f"{p}-delivered.jsonl", [delivered]), reference).loaded == 1
+
+    def o3_as_of():
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.text("select as_of from marts.fct_orders where order_id = :o"), {"o": f"{p}-O3"}
+            ).scalar_one()
+
+    before = o3_as_of()
+    build_orders()
+    assert o3_as_of() > before
+    assert stale_july(engine, "acme") == []
+
     # The same run reconciled the invoice: O1 matched, O2 (cancelled) billed for nothing, O3 not billed.
     with engine.connect() as conn:
         rows = dict(
