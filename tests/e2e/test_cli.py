@@ -93,3 +93,15 @@ def test_run_rejects_a_naive_as_of(cli_env):
     run = _e2a(cli_env, "run", "--as-of", "2026-03-01T12:00:00")
     assert run.returncode != 0
     assert "offset" in (run.stdout + run.stderr)
+
+
+def test_dg_check_defs_passes(dbt_manifest):
+    """The code location loads as Dagster's own tooling loads it (`dg check defs`, run from the venv)."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(
+        [str(bin_dir / "dg"), "check", "defs"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "All definitions loaded successfully" in proc.stdout + proc.stderr
