@@ -132,13 +132,15 @@ def run_pipeline(
             if n.name.split("_")[:3] == ["e2a", "dbt", "models"] or n.name == "billable_activity_daily"
         ]
         run_config["ops"] = {name: {"config": {"as_of": as_of}} for name in dbt_steps}
+    graph = definitions.resolve_asset_graph()
+    partitioned = any(graph.get(key).partitions_def is not None for key in asset_selection)
     with dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
             run_config=run_config,
             instance=instance,
             raise_on_error=raise_on_error,
             asset_selection=asset_selection,
-            tags=every_billing_day(),
+            tags=every_billing_day() if partitioned else None,
         )
 
 
