@@ -68,6 +68,18 @@ def dbt_manifest(pg_info) -> Path:
 
 
 @pytest.fixture(scope="session")
+def definitions(dbt_manifest):
+    """The real code location (every asset, check, job, schedule, sensor and resource), loaded once. dbt runs
+    from this interpreter's venv, as the product's commands run it."""
+    import sys
+
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    from e2a_dagster.definitions import defs
+
+    return defs()
+
+
+@pytest.fixture(scope="session")
 def dbt_seeded(engine, pg_info, dbt_manifest) -> None:
     from e2a_dagster.lib.dbt import run_dbt
 

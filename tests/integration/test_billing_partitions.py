@@ -12,10 +12,7 @@ July 2026, a month no other test uses. acme = America/New_York (EDT, -04:00), gl
 
 from __future__ import annotations
 
-import os
-import sys
 from datetime import date, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -31,14 +28,6 @@ from tests.invoice_helpers import event, shipped_order, write_events, write_invo
 JULY = ("2026-07-01", "2026-07-31")
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-
-
-@pytest.fixture(scope="module")
-def definitions(dbt_manifest):
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    from e2a_dagster.definitions import defs
-
-    return defs()
 
 
 @pytest.fixture(scope="module")

@@ -1,24 +1,9 @@
 """Invoice guard wiring in the code location: the daily partitions, the nightly job, its schedules and sensor."""
 
-import os
-import sys
-from pathlib import Path
 
 import dagster as dg
-import pytest
 
 ACTIVITY = dg.AssetKey(["intermediate", "int_billable_activities_metered"])
-
-
-@pytest.fixture(scope="module")
-def definitions():
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    from e2a_dagster.lib.dbt import parse_project
-
-    parse_project()
-    from e2a_dagster.definitions import defs
-
-    return defs()
 
 
 def test_billable_activity_is_daily_partitioned_with_single_run_backfills(definitions):

@@ -7,10 +7,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def graph(dbt_manifest):
-    from e2a_dagster.definitions import defs
-
-    return defs().resolve_asset_graph()
+def graph(definitions):
+    return definitions.resolve_asset_graph()
 
 
 def test_checks_are_bound_and_blocking_where_numbers_flow_downstream(graph):

@@ -1,22 +1,7 @@
 """SLA wiring in the code location: refresh job, 5-minute schedule, calendar between seeds and models."""
 
-import os
-import sys
-from pathlib import Path
 
 import dagster as dg
-import pytest
-
-
-@pytest.fixture(scope="module")
-def definitions():
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    from e2a_dagster.lib.dbt import parse_project
-
-    parse_project()
-    from e2a_dagster.definitions import defs
-
-    return defs()
 
 
 def test_refresh_schedule_runs_the_sla_models_every_five_minutes(definitions):
