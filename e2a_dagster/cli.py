@@ -272,6 +272,17 @@ def _start_mock_shop(settings: Settings):
     return server, tenant
 
 
+DEMO_ORDERS_PER_DAY = 45
+
+
+def demo_days(now: datetime) -> int:
+    """The demo history starts on the first day of the previous month, so the billing system has sent one
+    complete monthly invoice for the invoice guard to check (the simulator invoices complete months only)."""
+    first_of_month = now.date().replace(day=1)
+    first_of_previous = (first_of_month - timedelta(days=1)).replace(day=1)
+    return (now.date() - first_of_previous).days + 1
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from e2a_dagster.lib.reference import Reference
     from e2a_dagster.lib.simulator import simulate_history
@@ -285,13 +296,16 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if not any(settings.events_dir.glob("*.jsonl")) and not args.no_demo:
         from e2a_dagster.lib.mock_shopify import store_path
 
+        days = demo_days(datetime.now().astimezone())
         summary = simulate_history(
-            Reference.load(), settings.events_dir, orders=args.demo_orders, days=7, seed=7, anomalies=0.03,
+            Reference.load(), settings.events_dir, orders=args.demo_orders or DEMO_ORDERS_PER_DAY * days, days=days,
+            seed=7, anomalies=0.03,
             billing_dir=settings.billing_dir, ground_truth_dir=settings.home / "ground_truth",
             shopify_store=store_path(settings.home) if shop is not None else None, shopify_tenant=shopify_tenant,
         )
-        print(f"[e2a] demo history written to {settings.landing_dir}: {summary['orders']} orders, "
-              f"{summary['events']} events, {summary['shopify_versions']} Shopify order versions")
+        print(f"[e2a] demo history written to {settings.landing_dir}: {summary['orders']} orders over {days} days, "
+              f"{summary['events']} events, {summary['shopify_versions']} Shopify order versions, "
+              f"{summary['invoices']} invoices")
     print("[e2a] loading reference data (dbt seed) ...")
     result = run_pipeline(asset_selection=_seed_keys())
     if not result.success:
@@ -468,7 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--no-demo", action="store_true", help="no simulated history or live feed")
-    dev.add_argument("--demo-orders", type=int, default=300)
+    dev.add_argument("--demo-orders", type=int, default=None,
+                     help=f"orders in the demo history (default {DEMO_ORDERS_PER_DAY} a day since the start of the "
+                     "previous month)")
     dev.set_defaults(func=cmd_dev)
 
     run = sub.add_parser("run", help="one in-process pass: ingest what is pending, build every model")
