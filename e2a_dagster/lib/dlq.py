@@ -1,7 +1,8 @@
 """The dead-letter queue ``ops.rejected_records`` (DESIGN §4.4): replay and discard.
 
 Replay re-validates a record with today's rules and reference data (a seed fix adding a tenant, say) and loads
-what passes through the same idempotent insert as first ingestion; the record becomes ``replayed``. A record that
+what passes through the same idempotent insert as first ingestion, by source (landing events, Shopify pages,
+invoice lines); the record becomes ``replayed``. A record that
 still fails gets ``attempts + 1`` and its new error; after ``max_attempts`` it is ``failed`` and replay leaves it
 alone unless asked for it by id. Database trouble is transient: retried with backoff, never counted as an
 attempt."""
