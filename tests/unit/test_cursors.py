@@ -75,3 +75,20 @@ def test_landing_sensor_requests_one_run_per_batch(tmp_path, monkeypatch):
     nothing = landing_events_sensor(dg.build_sensor_context(cursor=result.cursor))
     assert isinstance(nothing, dg.SkipReason)
     assert "no new files" in nothing.skip_message
+
+
+def test_billing_sensor_takes_invoice_files_for_the_billing_asset(tmp_path, monkeypatch):
+    from sensors.landing_billing import landing_billing_sensor
+
+    monkeypatch.setenv("E2A_HOME", str(tmp_path))
+    monkeypatch.delenv("E2A_LANDING_DIR", raising=False)
+    billing = tmp_path / "landing" / "billing"
+    billing.mkdir(parents=True)
+    for name in ("INV-1.csv", "INV-1.csv.part", "events.jsonl"):
+        (billing / name).write_text("invoice_id\n")
+        os.utime(billing / name, ns=(1_000 * SEC, 1_000 * SEC))  # settled long ago
+    result = landing_billing_sensor(dg.build_sensor_context(cursor=None))
+    assert isinstance(result, dg.SensorResult)
+    (request,) = result.run_requests
+    assert request.run_config["ops"]["raw__invoice_lines"]["config"]["files"] == ["INV-1.csv"]
+    assert request.run_key.startswith("billing")
