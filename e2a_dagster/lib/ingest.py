@@ -16,7 +16,7 @@ import json
 import logging
 import pickle
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -428,3 +428,25 @@ def ingest_file(
 def ingested_hashes(engine: sa.Engine) -> set[str]:
     with engine.connect() as conn:
         return {row[0] for row in conn.execute(sa.text("select content_hash from ops.ingested_files"))}
+
+
+def files_to_load(
+    directory: Path, names: Sequence[str], pending: Callable[[Path], list[Path]], done_hashes: Callable[[], set[str]]
+) -> tuple[list[Path], list[str]]:
+    """What a file-loading run takes from ``directory``: the ``names`` asked for that still exist (and the names
+    that are gone), or, when none are named, every ``pending`` file whose content is not in the ledger yet."""
+    if names:
+        paths = [directory / name for name in names]
+        return [p for p in paths if p.exists()], [p.name for p in paths if not p.exists()]
+    done = done_hashes()
+    return [p for p in pending(directory) if file_hash(p) not in done], []
+
+
+def total_reject_codes(results: Iterable[FileResult]) -> dict[str, int]:
+    """Rejected records by error code over several files."""
+    codes: dict[str, int] = {}
+    for result in results:
+        for code, n in result.reject_codes.items():
+            codes[code] = codes.get(code, 0) + n
+    return codes
+

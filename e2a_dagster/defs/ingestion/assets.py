@@ -3,7 +3,13 @@
 import dagster as dg
 
 from e2a_dagster.defs.resources import Database, LandingZone
-from e2a_dagster.lib.ingest import file_hash, ingest_file, ingested_hashes, pending_files
+from e2a_dagster.lib.ingest import (
+    files_to_load,
+    ingest_file,
+    ingested_hashes,
+    pending_files,
+    total_reject_codes,
+)
 from e2a_dagster.lib.reports import markdown_table
 
 
@@ -23,23 +29,13 @@ def order_events(
 ) -> dg.MaterializeResult:
     engine = database.engine
     reference = landing.reference()
-    events_dir = landing.events_dir
-    if config.files:
-        paths = [events_dir / name for name in config.files]
-        missing = [p.name for p in paths if not p.exists()]
-        if missing:
-            context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
-        paths = [p for p in paths if p.exists()]
-    else:
-        done = ingested_hashes(engine)
-        paths = [p for p in pending_files(events_dir) if file_hash(p) not in done]
+    paths, missing = files_to_load(landing.events_dir, config.files, pending_files, lambda: ingested_hashes(engine))
+    if missing:
+        context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
     results = [ingest_file(engine, path, reference) for path in paths]
     loaded = sum(r.loaded for r in results)
     rejected = sum(r.rejected for r in results)
-    codes: dict[str, int] = {}
-    for r in results:
-        for code, n in r.reject_codes.items():
-            codes[code] = codes.get(code, 0) + n
+    codes = total_reject_codes(results)
     with engine.connect() as conn:
         total = conn.exec_driver_sql("select count(*) from raw.order_events").scalar_one()
     context.log.info(f"{len(results)} file(s): {loaded} events loaded, {rejected} rejected")

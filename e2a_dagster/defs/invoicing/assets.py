@@ -4,7 +4,7 @@ import dagster as dg
 
 from e2a_dagster.defs.resources import Database, LandingZone
 from e2a_dagster.lib.billing import billing_ingested_hashes, ingest_billing_file, pending_billing_files
-from e2a_dagster.lib.ingest import file_hash
+from e2a_dagster.lib.ingest import files_to_load, total_reject_codes
 from e2a_dagster.lib.invoice_metrics import reconciliation_metrics
 from e2a_dagster.lib.invoicing import sync_adjustments
 from e2a_dagster.lib.reports import markdown_table
@@ -27,21 +27,13 @@ def invoice_lines(
 ) -> dg.MaterializeResult:
     engine = database.engine
     reference = landing.reference()
-    billing_dir = landing.billing_dir
-    if config.files:
-        paths = [billing_dir / name for name in config.files]
-        missing = [p.name for p in paths if not p.exists()]
-        if missing:
-            context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
-        paths = [p for p in paths if p.exists()]
-    else:
-        done = billing_ingested_hashes(engine)
-        paths = [p for p in pending_billing_files(billing_dir) if file_hash(p) not in done]
+    paths, missing = files_to_load(
+        landing.billing_dir, config.files, pending_billing_files, lambda: billing_ingested_hashes(engine)
+    )
+    if missing:
+        context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
     results = [ingest_billing_file(engine, path, reference) for path in paths]
-    codes: dict[str, int] = {}
-    for r in results:
-        for code, n in r.reject_codes.items():
-            codes[code] = codes.get(code, 0) + n
+    codes = total_reject_codes(results)
     with engine.connect() as conn:
         total = conn.exec_driver_sql("select count(*) from raw.invoice_lines").scalar_one()
     return dg.MaterializeResult(

@@ -12,7 +12,7 @@ with flagged as (
         stage,
         due_local_date,
         status,
-        status in ('met', 'late', 'overdue') and due_at <= {{ as_of }} as is_due
+        {{ sla_is_due(as_of) }} as is_due
     from {{ ref('fct_sla_evaluations') }}
     where due_local_date is not null
 ),
@@ -25,11 +25,7 @@ counted as (
         service_level,
         stage,
         due_local_date,
-        count(*) filter (where is_due) as due_count,
-        count(*) filter (where is_due and status = 'met') as met_count,
-        count(*) filter (where is_due and status in ('late', 'overdue')) as late_count,
-        count(*) filter (where is_due and status = 'overdue') as overdue_count,
-        count(*) filter (where status = 'cancelled') as cancelled_count
+        {{ sla_compliance_counts() }}
     from flagged
     group by tenant_id, warehouse_id, carrier, service_level, stage, due_local_date
 )

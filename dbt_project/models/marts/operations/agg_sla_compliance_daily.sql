@@ -49,15 +49,11 @@ counted as (
         warehouse_id,
         stage,
         due_local_date,
-        count(*) filter (where is_due) as due_count,
-        count(*) filter (where is_due and status = 'met') as met_count,
-        count(*) filter (where is_due and status in ('late', 'overdue')) as late_count,
-        count(*) filter (where is_due and status = 'overdue') as overdue_count,
-        count(*) filter (where status = 'cancelled') as cancelled_count
+        {{ sla_compliance_counts() }}
     from (
         select
             evaluations.*,
-            status in ('met', 'late', 'overdue') and due_at <= {{ as_of }} as is_due
+            {{ sla_is_due(as_of) }} as is_due
         from evaluations
         where due_local_date is not null
     ) as flagged
