@@ -11,6 +11,7 @@ import dagster as dg
 from e2a_dagster.defs.invoicing.schedules import last_billing_day, reconcile_invoices_job, run_request
 from e2a_dagster.defs.resources import Database
 from e2a_dagster.lib.billing_periods import first_billing_day, plan_refresh, stale_days
+from e2a_dagster.lib.database import missing_relations
 from e2a_dagster.lib.reference import Reference
 
 
@@ -24,12 +25,7 @@ from e2a_dagster.lib.reference import Reference
 )
 def invoice_received_sensor(context: dg.SensorEvaluationContext, database: Database):
     engine = database.engine
-    with engine.connect() as conn:
-        missing = [
-            name
-            for name in ("marts.fct_orders", "marts.fct_sla_evaluations")
-            if conn.exec_driver_sql(f"select to_regclass('{name}') is null").scalar_one()
-        ]
+    missing = missing_relations(engine, ["marts.fct_orders", "marts.fct_sla_evaluations"])
     if missing:
         return dg.SkipReason(f"waiting for the SLA models to be built once ({', '.join(missing)})")
     tenants = sorted(Reference.load().tenants)

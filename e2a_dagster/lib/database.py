@@ -306,3 +306,14 @@ def raw_connection(engine: sa.Engine) -> Iterator[psycopg.Connection]:
         yield conn
     finally:
         pooled.close()
+
+
+def missing_relations(engine: sa.Engine, names: list[str]) -> list[str]:
+    """Those of the ``schema.name`` relations that do not exist (yet)."""
+    with engine.connect() as conn:
+        return [
+            name
+            for name in names
+            if conn.execute(sa.text("select to_regclass(:n) is null"), {"n": name}).scalar_one()
+        ]
+

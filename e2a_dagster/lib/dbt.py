@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -41,3 +42,20 @@ def parse_project() -> Path:
     """Write ``dbt_project/target/manifest.json`` (no database needed); Dagster loads the dbt assets from it."""
     run_dbt(["parse", "--quiet"])
     return MANIFEST
+
+
+def upstream_relations(tag: str, manifest: Path = MANIFEST) -> list[str]:
+    """``schema.name`` of every relation the models tagged ``tag`` read that are not tagged ``tag`` themselves
+    (staging views, seeds, sources): what must exist before a build of just that tag can run its tests."""
+    data = json.loads(manifest.read_text())
+    nodes = {**data["nodes"], **data["sources"]}
+    tagged = {uid for uid, node in data["nodes"].items() if node["resource_type"] == "model" and tag in node["tags"]}
+    relations = set()
+    for uid in tagged:
+        for parent in nodes[uid]["depends_on"]["nodes"]:
+            node = nodes.get(parent)
+            if parent in tagged or node is None or node["resource_type"] not in ("model", "seed", "source"):
+                continue
+            relations.add(f"{node['schema']}.{node.get('identifier') or node['alias']}")
+    return sorted(relations)
+

@@ -334,3 +334,25 @@ def test_refresh_job_records_counts_by_status_and_severity(sla, dbt_manifest):
     assert evaluations["severity_critical"].value >= 1
     exceptions = by_key["marts/fct_sla_exceptions"]
     assert exceptions["status_resolved"].value >= 4 and exceptions["status_cancelled"].value >= 1
+
+
+def test_refresh_schedule_waits_for_its_inputs_on_a_fresh_database(sla, definitions, pg_info, monkeypatch):
+    """On a fresh database the 5-minute refresh would fail (its unit tests read staging views that the first
+    ingestion and automation runs create): it skips, naming what is missing, then runs once they exist."""
+    import psycopg
+
+    schedule = definitions.resolve_schedule_def("sla_refresh_schedule")
+    repository = definitions.get_repository_def()
+    with dg.build_schedule_context(resources={"database": Database()}, repository_def=repository) as ctx:
+        ready = schedule.evaluate_tick(ctx)
+    assert len(ready.run_requests) == 1 and ready.skip_message is None  # this module built everything it reads
+
+    fresh = "e2a_schedule_fresh"
+    with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{fresh}" with (force)')
+        conn.execute(f'create database "{fresh}"')
+    monkeypatch.setenv("E2A_DATABASE_URL", pg_info.with_dbname(fresh).url())
+    with dg.build_schedule_context(resources={"database": Database()}, repository_def=repository) as ctx:
+        tick = schedule.evaluate_tick(ctx)
+    assert tick.run_requests == [] and "staging.stg_landing__order_events" in tick.skip_message
+    assert "reference.tenants" in tick.skip_message  # the seeds are not loaded either
