@@ -33,7 +33,11 @@ from e2a_dagster.lib.lint import Finding
 from e2a_dagster.lib.llm import LLMClient, LLMConfig, LLMError
 from e2a_dagster.lib.prompts import Prompt
 from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import DBT_PROJECT_DIR, SEEDS_DIR
+
+# Scenario builds parse the project with scratch schemas; their artifacts go here, so the project's own
+# target/manifest.json (what Dagster loads, and where the real schemas are read from) is never replaced.
+SCENARIO_TARGET = DBT_PROJECT_DIR / "target" / "lint-scenarios"
 
 SCRATCH_SCHEMAS = ("raw", "calendar", "reference", "staging", "intermediate", "marts")
 LINT_FILES = (
@@ -179,6 +183,8 @@ def run_scenarios(
                     "resource_type:unit_test",
                     "--vars",
                     json.dumps(variables),
+                    "--target-path",
+                    str(SCENARIO_TARGET),
                     "--quiet",
                 ],
                 info,

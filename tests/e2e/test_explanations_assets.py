@@ -103,6 +103,9 @@ def test_scenarios_run_through_dbt_in_scratch_schemas(engine, pg_info, dbt_manif
         # 13:10) has not happened by 18:00 → overdue.
         results = run_scenarios(engine, pg_info, [scenario, bad])
         assert [r.verdict for r in results] == ["agrees", "invalid"]
+        # The scratch build kept its artifacts apart: the project's manifest still names the real schemas.
+        after = json.loads(dbt_manifest.read_text())["nodes"]["model.e2a.fct_sla_evaluations"]
+        assert after["schema"] == "marts"
         return
     results = run_scenarios(engine, pg_info, [scenario, bad], model="fct_orders", keep_schemas=True)
     prefix = results[0].order_id.split("-")[1]
