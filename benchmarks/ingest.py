@@ -117,8 +117,11 @@ def _loader(info: ConnectionInfo, path: Path) -> dict:
     result = ingest_file(engine, path, Reference.load())
     elapsed = time.perf_counter() - start
     return {
-        "rows": result.loaded, "rejected": result.rejected, "seconds": elapsed,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_mb": base_rss,
+        "rows": result.loaded,
+        "rejected": result.rejected,
+        "seconds": elapsed,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_mb": base_rss,
     }
 
 
@@ -126,7 +129,9 @@ def _in_child(mode: str, info: ConnectionInfo, path: Path) -> dict:
     """Run one side in a fresh interpreter, so its peak RSS is its own."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--url", info.url(), "--path", str(path)],
-        check=False, capture_output=True, text=True,
+        check=False,
+        capture_output=True,
+        text=True,
     )
     if out.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{out.stderr[-3000:]}")
@@ -180,10 +185,15 @@ def main() -> None:
         "file_mb": round(size_mb, 1),
         "generate_seconds": round(gen_s, 1),
         "rounds": args.rounds,
-        "bare_copy": {"seconds": round(bare["seconds"], 2), "events_per_s": round(bare["rows"] / bare["seconds"]),
-                      "table": "like raw.order_events including all (same primary key)"},
-        "bare_copy_no_index": {"seconds": round(bare_noidx["seconds"], 2),
-                               "events_per_s": round(bare_noidx["rows"] / bare_noidx["seconds"])},
+        "bare_copy": {
+            "seconds": round(bare["seconds"], 2),
+            "events_per_s": round(bare["rows"] / bare["seconds"]),
+            "table": "like raw.order_events including all (same primary key)",
+        },
+        "bare_copy_no_index": {
+            "seconds": round(bare_noidx["seconds"], 2),
+            "events_per_s": round(bare_noidx["rows"] / bare_noidx["seconds"]),
+        },
         "loader": {
             "seconds": round(ours["seconds"], 2),
             "events_per_s": round(ours["rows"] / ours["seconds"]),

@@ -81,8 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     events_dir, billing_dir = work / "events", work / "billing"
     events_dir.mkdir()
     simulate_history(
-        reference, events_dir, orders=args.orders, days=args.days, seed=args.seed, end=end,
-        billing_dir=billing_dir, ground_truth_dir=work / "truth",
+        reference,
+        events_dir,
+        orders=args.orders,
+        days=args.days,
+        seed=args.seed,
+        end=end,
+        billing_dir=billing_dir,
+        ground_truth_dir=work / "truth",
     )
     setup["simulate_s"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()

@@ -75,8 +75,13 @@ def _new_events(reference: Reference, folder: Path, count: int, tag: str) -> Pat
             break
     events = sorted(events[:count])
     path = folder / f"new-events-{tag}.jsonl"
-    write_jsonl(path, ({**e.record, "order_id": f"{tag}-{e.record['order_id']}",
-                        "event_id": f"{tag}-{e.record['event_id']}"} for e in events))
+    write_jsonl(
+        path,
+        (
+            {**e.record, "order_id": f"{tag}-{e.record['order_id']}", "event_id": f"{tag}-{e.record['event_id']}"}
+            for e in events
+        ),
+    )
     return path
 
 
@@ -104,8 +109,9 @@ def run_size(server_info, orders: int, rate: float, workdir: Path, keep: bool = 
     _analyze(info)
 
     first, last = calendar_window(date.today(), *data_range(engine))
-    write_calendar(engine, calendar_days(_calendar_rows("warehouses.csv"),
-                                         _calendar_rows("calendar_exceptions.csv"), first, last))
+    write_calendar(
+        engine, calendar_days(_calendar_rows("warehouses.csv"), _calendar_rows("calendar_exceptions.csv"), first, last)
+    )
 
     full_build_s = _timed(["run", *SELECT, "--full-refresh"], info)
     _analyze(info)
@@ -120,13 +126,15 @@ def run_size(server_info, orders: int, rate: float, workdir: Path, keep: bool = 
     refresh_build_s = _timed(["build", *SELECT], info)
 
     with engine.connect() as conn:
-        counts = dict(conn.exec_driver_sql(
-            "select 'events', count(*) from raw.order_events union all "
-            "select 'orders', count(*) from marts.fct_orders union all "
-            "select 'evaluations', count(*) from marts.fct_sla_evaluations union all "
-            "select 'running_stages', count(*) from marts.fct_sla_evaluations "
-            "where status in ('on_track', 'at_risk', 'overdue')"
-        ).all())
+        counts = dict(
+            conn.exec_driver_sql(
+                "select 'events', count(*) from raw.order_events union all "
+                "select 'orders', count(*) from marts.fct_orders union all "
+                "select 'evaluations', count(*) from marts.fct_sla_evaluations union all "
+                "select 'running_stages', count(*) from marts.fct_sla_evaluations "
+                "where status in ('on_track', 'at_risk', 'overdue')"
+            ).all()
+        )
     engine.dispose()
     if not keep:
         with psycopg.connect(server_info.with_dbname("postgres").url(), autocommit=True) as conn:
@@ -147,9 +155,7 @@ def run_size(server_info, orders: int, rate: float, workdir: Path, keep: bool = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--rate", type=float, default=2740, help="orders per day of history (~1M a year)")
     parser.add_argument("--home", default=str(ROOT / ".e2a" / "bench-home"))

@@ -182,9 +182,10 @@ def _summary(info: ConnectionInfo, started: datetime) -> list[dict]:
             ).scalar_one()
             open_rejects = q("select count(*) from ops.rejected_records where status = 'open'").scalar_one()
             total = q("select count(*) from raw.order_events").scalar_one()
-            orders = q("select to_regclass('marts.fct_orders') is not null").scalar_one() and q(
-                "select count(*) from marts.fct_orders"
-            ).scalar_one()
+            orders = (
+                q("select to_regclass('marts.fct_orders') is not null").scalar_one()
+                and q("select count(*) from marts.fct_orders").scalar_one()
+            )
     finally:
         engine.dispose()
     return [
@@ -224,15 +225,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed_checks = [
         e.event_specific_data.check_name  # type: ignore[union-attr]
         for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and not e.event_specific_data.passed  # type: ignore[union-attr]
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed  # type: ignore[union-attr]
     ]
     print(text_table(_summary(info, started)))
     if failed_checks:
         print(f"\nfailed checks: {', '.join(sorted(set(failed_checks)))}")
     if not result.success:
-        print(f"\nrun {result.run_id} FAILED (steps: {', '.join(failed_steps) or 'unknown'}); "
-              f"details in {settings.home / 'last-run.log'} and the Dagster UI (`e2a dev`)", file=sys.stderr)
+        print(
+            f"\nrun {result.run_id} FAILED (steps: {', '.join(failed_steps) or 'unknown'}); "
+            f"details in {settings.home / 'last-run.log'} and the Dagster UI (`e2a dev`)",
+            file=sys.stderr,
+        )
         return 1
     print(f"\nrun {result.run_id} succeeded")
     return 0
@@ -247,9 +250,13 @@ def _feed_loop(stop: threading.Event, settings: Settings, interval: float, shopi
     from e2a_dagster.lib.reference import Reference
     from e2a_dagster.lib.simulator import LiveFeed
 
-    feed = LiveFeed(Reference.load(), settings.events_dir, seed=int(time.time()) % 100_000,
-                    shopify_store=store_path(settings.home) if shopify_tenant else None,
-                    shopify_tenant=shopify_tenant)
+    feed = LiveFeed(
+        Reference.load(),
+        settings.events_dir,
+        seed=int(time.time()) % 100_000,
+        shopify_store=store_path(settings.home) if shopify_tenant else None,
+        shopify_tenant=shopify_tenant,
+    )
     while not stop.wait(interval):
         try:
             feed.tick()
@@ -298,14 +305,22 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
         days = demo_days(datetime.now().astimezone())
         summary = simulate_history(
-            Reference.load(), settings.events_dir, orders=args.demo_orders or DEMO_ORDERS_PER_DAY * days, days=days,
-            seed=7, anomalies=0.03,
-            billing_dir=settings.billing_dir, ground_truth_dir=settings.home / "ground_truth",
-            shopify_store=store_path(settings.home) if shop is not None else None, shopify_tenant=shopify_tenant,
+            Reference.load(),
+            settings.events_dir,
+            orders=args.demo_orders or DEMO_ORDERS_PER_DAY * days,
+            days=days,
+            seed=7,
+            anomalies=0.03,
+            billing_dir=settings.billing_dir,
+            ground_truth_dir=settings.home / "ground_truth",
+            shopify_store=store_path(settings.home) if shop is not None else None,
+            shopify_tenant=shopify_tenant,
         )
-        print(f"[e2a] demo history written to {settings.landing_dir}: {summary['orders']} orders over {days} days, "
-              f"{summary['events']} events, {summary['shopify_versions']} Shopify order versions, "
-              f"{summary['invoices']} invoices")
+        print(
+            f"[e2a] demo history written to {settings.landing_dir}: {summary['orders']} orders over {days} days, "
+            f"{summary['events']} events, {summary['shopify_versions']} Shopify order versions, "
+            f"{summary['invoices']} invoices"
+        )
     print("[e2a] loading reference data (dbt seed) ...")
     result = run_pipeline(asset_selection=_seed_keys())
     if not result.success:
@@ -320,11 +335,19 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
         origin = role_password(BI_ROLE, settings.home).origin.split(":", 1)
         where = f"${origin[1]}" if origin[0] == "env" else origin[1]
-        print(f"[e2a] BI connection (read-only, marts and actions): {bi_url(settings, tcp)}  "
-              f"(password: {where}; `e2a db url --bi --reveal` prints it whole)")
+        print(
+            f"[e2a] BI connection (read-only, marts and actions): {bi_url(settings, tcp)}  "
+            f"(password: {where}; `e2a db url --bi --reveal` prints it whole)"
+        )
     cmd = [
-        str(Path(sys.executable).parent / "dagster"), "dev",
-        "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port),
+        str(Path(sys.executable).parent / "dagster"),
+        "dev",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
     ]
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=os.environ.copy())
     try:
@@ -366,8 +389,9 @@ def cmd_db(args: argparse.Namespace) -> int:
         server = EmbeddedServer(settings.home)
         tcp = server.tcp_info()
         if tcp is None:
-            print(f"the embedded database ({server.pgdata}) is not running; start it with `e2a db start`",
-                  file=sys.stderr)
+            print(
+                f"the embedded database ({server.pgdata}) is not running; start it with `e2a db start`", file=sys.stderr
+            )
             return 1
         print(tcp.url())
         return 0
@@ -395,8 +419,14 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             from e2a_dagster.lib.dlq import replay
             from e2a_dagster.lib.reference import Reference
 
-            result = replay(engine, Reference.load(), ids=args.id or None, max_attempts=args.max_attempts,
-                            events_dir=settings.events_dir, billing_dir=settings.billing_dir)
+            result = replay(
+                engine,
+                Reference.load(),
+                ids=args.id or None,
+                max_attempts=args.max_attempts,
+                events_dir=settings.events_dir,
+                billing_dir=settings.billing_dir,
+            )
             print(text_table(result.as_rows()))
             print(f"\n{result.loaded_rows} row(s) loaded; run `e2a run` (or let the sensors) rebuild the models")
             return 0
@@ -406,8 +436,9 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             print(f"{discard(engine, args.id)} record(s) discarded")
             return 0
         with engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                """
+            rows = (
+                conn.exec_driver_sql(
+                    """
                 select rejected_id as id, source, location, error_code, left(error_message, 90) as message,
                        attempts, status, to_char(first_seen_at, 'YYYY-MM-DD HH24:MI') as first_seen
                 from ops.rejected_records
@@ -415,8 +446,11 @@ def cmd_dlq(args: argparse.Namespace) -> int:
                 order by rejected_id
                 limit %(limit)s
                 """,
-                {"status": args.status, "limit": args.limit},
-            ).mappings().all()
+                    {"status": args.status, "limit": args.limit},
+                )
+                .mappings()
+                .all()
+            )
     finally:
         engine.dispose()
     print(text_table([dict(r) for r in rows]))
@@ -424,8 +458,12 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def _progress(stage: str, done: int, total: int) -> None:
-    print(f"\r[e2a] {stage}: {done}/{total} ({100 * done // max(total, 1)}%)", end="\n" if done == total else "",
-          file=sys.stderr, flush=True)
+    print(
+        f"\r[e2a] {stage}: {done}/{total} ({100 * done // max(total, 1)}%)",
+        end="\n" if done == total else "",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -438,17 +476,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     shopify_tenant = None if args.no_shopify else (os.environ.get("E2A_SHOPIFY_TENANT") or "acme")
     store = store_path(settings.home) if shopify_tenant else None
     if args.live:
-        feed = LiveFeed(Reference.load(), settings.events_dir, orders_per_hour=args.orders_per_hour,
-                        seed=args.seed, anomalies=args.anomalies, shopify_store=store,
-                        shopify_tenant=shopify_tenant, speed=args.speed, backlog=timedelta(days=args.days))
-        print(f"[e2a] live feed {feed.sim.tag}: {args.orders_per_hour} orders/h, x{args.speed} until caught up "
-              f"with the clock; Ctrl-C to stop", file=sys.stderr)
+        feed = LiveFeed(
+            Reference.load(),
+            settings.events_dir,
+            orders_per_hour=args.orders_per_hour,
+            seed=args.seed,
+            anomalies=args.anomalies,
+            shopify_store=store,
+            shopify_tenant=shopify_tenant,
+            speed=args.speed,
+            backlog=timedelta(days=args.days),
+        )
+        print(
+            f"[e2a] live feed {feed.sim.tag}: {args.orders_per_hour} orders/h, x{args.speed} until caught up "
+            f"with the clock; Ctrl-C to stop",
+            file=sys.stderr,
+        )
         try:
             while True:
                 written = feed.tick()
                 if written:
-                    print(f"[e2a] {datetime.now():%H:%M:%S} {written} events (simulated clock "
-                          f"{feed.last:%Y-%m-%d %H:%M})", file=sys.stderr)
+                    print(
+                        f"[e2a] {datetime.now():%H:%M:%S} {written} events (simulated clock "
+                        f"{feed.last:%Y-%m-%d %H:%M})",
+                        file=sys.stderr,
+                    )
                 time.sleep(args.interval)
         except KeyboardInterrupt:
             return 0
@@ -459,9 +511,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             start = start.astimezone()
         end = start + timedelta(days=args.days)
     summary = simulate_history(
-        Reference.load(), settings.events_dir, orders=args.orders, days=args.days, seed=args.seed, end=end,
-        anomalies=args.anomalies, billing_dir=settings.billing_dir, ground_truth_dir=settings.home / "ground_truth",
-        shopify_store=store, shopify_tenant=shopify_tenant, billing_error_rate=args.billing_errors,
+        Reference.load(),
+        settings.events_dir,
+        orders=args.orders,
+        days=args.days,
+        seed=args.seed,
+        end=end,
+        anomalies=args.anomalies,
+        billing_dir=settings.billing_dir,
+        ground_truth_dir=settings.home / "ground_truth",
+        shopify_store=store,
+        shopify_tenant=shopify_tenant,
+        billing_error_rate=args.billing_errors,
         progress=_progress,
     )
     print(text_table([{"figure": k, "value": v} for k, v in summary.items()]))
@@ -482,9 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--no-demo", action="store_true", help="no simulated history or live feed")
-    dev.add_argument("--demo-orders", type=int, default=None,
-                     help=f"orders in the demo history (default {DEMO_ORDERS_PER_DAY} a day since the start of the "
-                     "previous month)")
+    dev.add_argument(
+        "--demo-orders",
+        type=int,
+        default=None,
+        help=f"orders in the demo history (default {DEMO_ORDERS_PER_DAY} a day since the start of the previous month)",
+    )
     dev.set_defaults(func=cmd_dev)
 
     run = sub.add_parser("run", help="one in-process pass: ingest what is pending, build every model")
@@ -507,8 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list.set_defaults(func=cmd_dlq)
     dlq_replay = dlq_sub.add_parser("replay", help="re-validate open records and load what passes now")
     dlq_replay.add_argument("--id", type=int, action="append", help="only these records (may be failed ones)")
-    dlq_replay.add_argument("--max-attempts", type=int, default=5,
-                            help="a record failing this many times is marked failed")
+    dlq_replay.add_argument(
+        "--max-attempts", type=int, default=5, help="a record failing this many times is marked failed"
+    )
     dlq_replay.set_defaults(func=cmd_dlq)
     dlq_discard = dlq_sub.add_parser("discard", help="mark records discarded (kept, never replayed)")
     dlq_discard.add_argument("--id", type=int, action="append", required=True)
@@ -520,12 +585,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--start", help="first day of the history (default: the history ends now)")
     sim.add_argument("--anomalies", type=float, default=0.02, help="share of orders with an injected anomaly (0–1)")
-    sim.add_argument("--billing-errors", type=float, default=0.02,
-                     help="injected invoice errors per shipped order (at least one of each type per invoice)")
+    sim.add_argument(
+        "--billing-errors",
+        type=float,
+        default=0.02,
+        help="injected invoice errors per shipped order (at least one of each type per invoice)",
+    )
     sim.add_argument("--no-shopify", action="store_true", help="no Shopify orders (landing zone only)")
     sim.add_argument("--live", action="store_true", help="drip events in (accelerated) real time until Ctrl-C")
-    sim.add_argument("--speed", type=float, default=60.0, help="--live: simulated seconds per real second "
-                     "while catching up from --days ago")
+    sim.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="--live: simulated seconds per real second while catching up from --days ago",
+    )
     sim.add_argument("--orders-per-hour", type=float, default=120.0, help="--live: order intake")
     sim.add_argument("--interval", type=float, default=2.0, help="--live: seconds between writes")
     sim.set_defaults(func=cmd_simulate)

@@ -50,6 +50,4 @@ def shopify_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.Sk
         engine.dispose()
     if decision.run_key is None:
         return dg.SkipReason(decision.reason)
-    return dg.RunRequest(
-        run_key=decision.run_key, tags={"e2a/source": "shopify", "e2a/reason": decision.reason}
-    )
+    return dg.RunRequest(run_key=decision.run_key, tags={"e2a/source": "shopify", "e2a/reason": decision.reason})

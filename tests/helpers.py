@@ -26,9 +26,11 @@ def write_csv(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def order_timeline(order_id: str, tenant: str = "acme", warehouse: str = "NJ1", day: str = "2026-03-02",
-                   offset: str = "-05:00") -> list[dict]:
+def order_timeline(
+    order_id: str, tenant: str = "acme", warehouse: str = "NJ1", day: str = "2026-03-02", offset: str = "-05:00"
+) -> list[dict]:
     """A complete, hand-written order: created, paid, picked, packed, labelled, collected, delivered."""
+
     def ev(kind: str, source: str, at: str, **extra) -> dict:
         return {
             "event_id": f"{order_id}-{kind}",
@@ -46,8 +48,16 @@ def order_timeline(order_id: str, tenant: str = "acme", warehouse: str = "NJ1", 
         ev("pick_started", "wms", "09:30:00", warehouse_id=warehouse),
         ev("pick_completed", "wms", "10:10:00", warehouse_id=warehouse, units=3, lines=2),
         ev("pack_completed", "wms", "10:40:00", warehouse_id=warehouse, cartons=1),
-        ev("label_printed", "wms", "10:45:00", warehouse_id=warehouse, carrier="ups", service_level="express",
-           tracking_number="1Z999", postage="7.35"),
+        ev(
+            "label_printed",
+            "wms",
+            "10:45:00",
+            warehouse_id=warehouse,
+            carrier="ups",
+            service_level="express",
+            tracking_number="1Z999",
+            postage="7.35",
+        ),
         ev("carrier_pickup", "wms", "16:30:00", warehouse_id=warehouse, carrier="ups"),
         ev("picked_up", "carrier", "16:20:00", carrier="ups"),
         ev("delivered", "carrier", "15:00:00", carrier="ups", **{"occurred_at": f"2026-03-04T15:00:00{offset}"}),

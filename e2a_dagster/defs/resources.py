@@ -101,8 +101,9 @@ class Notifier(dg.ConfigurableResource):
 
     def client(self) -> WebhookClient:
         assert self.url, "notifications are off (no webhook URL)"
-        return WebhookClient(self.url, retries=self.retries, backoff=self.backoff_seconds,
-                             min_interval=self.min_interval_seconds)
+        return WebhookClient(
+            self.url, retries=self.retries, backoff=self.backoff_seconds, min_interval=self.min_interval_seconds
+        )
 
 
 @dg.definitions

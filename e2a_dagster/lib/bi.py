@@ -82,9 +82,7 @@ def _ensure_login_role(conn: sa.Connection, role: str, password: str) -> None:
     exists = conn.exec_driver_sql("select 1 from pg_roles where rolname = %s", (role,)).first()
     if not exists:
         conn.exec_driver_sql(f"create role {q} login")
-    conn.exec_driver_sql(
-        f"alter role {q} with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls"
-    )
+    conn.exec_driver_sql(f"alter role {q} with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls")
     # The password literal cannot be a bind parameter in ALTER ROLE; quote_literal makes it safe.
     literal = conn.exec_driver_sql("select quote_literal(%s)", (password,)).scalar_one()
     conn.exec_driver_sql(f"alter role {q} password {literal}")
@@ -140,14 +138,11 @@ def ensure_bi_roles(
                 conn.exec_driver_sql(f"grant usage on schema {schema} to {BI_ROLE}, {TENANT_GROUP}")
                 # Future relations: e2a_bi reads them at once; tenant roles only after apply_bi_access (RLS).
                 conn.exec_driver_sql(
-                    f"alter default privileges for role {owner} in schema {schema} "
-                    f"grant select on tables to {BI_ROLE}"
+                    f"alter default privileges for role {owner} in schema {schema} grant select on tables to {BI_ROLE}"
                 )
             apply_bi_access(conn)
     except sa.exc.ProgrammingError as exc:
-        raise BIAccessError(
-            f"could not set up the BI roles (the database user needs CREATEROLE): {exc.orig}"
-        ) from exc
+        raise BIAccessError(f"could not set up the BI roles (the database user needs CREATEROLE): {exc.orig}") from exc
     return passwords
 
 

@@ -148,12 +148,9 @@ def _date(value: str, field: str) -> tuple[date | None, Fault | None]:
             if not _OFFSET.search(value):
                 return None, Fault(
                     "naive_timestamp",
-                    f"{field}: {value!r} is a timestamp without offset; "
-                    "send the tenant-local date (YYYY-MM-DD)",
+                    f"{field}: {value!r} is a timestamp without offset; send the tenant-local date (YYYY-MM-DD)",
                 )
-            return None, Fault(
-                "invalid_date", f"{field}: {value!r} is a timestamp; send the local date (YYYY-MM-DD)"
-            )
+            return None, Fault("invalid_date", f"{field}: {value!r} is a timestamp; send the local date (YYYY-MM-DD)")
         return None, Fault("invalid_date", f"{field}: {value!r} is not a date (YYYY-MM-DD)")
     try:
         return date.fromisoformat(value), None
@@ -165,9 +162,7 @@ def parse_line(record: dict[str, str], reference: Reference) -> InvoiceLine:
     """Validate one CSV record (column → text). Raises ``Rejected`` with every fault found."""
     values = {k: (record.get(k) or "").strip() for k in FIELDS}
     if any("\x00" in v for v in values.values()):
-        raise Rejected(
-            [Fault("invalid_text", "record contains a NUL character, which PostgreSQL text cannot hold")]
-        )
+        raise Rejected([Fault("invalid_text", "record contains a NUL character, which PostgreSQL text cannot hold")])
     faults: list[Fault] = []
     required = (
         "invoice_id",
@@ -211,8 +206,7 @@ def parse_line(record: dict[str, str], reference: Reference) -> InvoiceLine:
         faults.append(
             Fault(
                 "currency_mismatch",
-                f"currency: {values['currency']!r} is not the tenant's contract "
-                f"currency {tenant.get('currency')!r}",
+                f"currency: {values['currency']!r} is not the tenant's contract currency {tenant.get('currency')!r}",
             )
         )
 
@@ -321,9 +315,7 @@ def read_invoice_lines(path: Path, reference: Reference) -> Iterator[Parsed]:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                fault = Rejected(
-                    [Fault("malformed_csv", f"expected {len(header)} columns, found {len(row)}")]
-                )
+                fault = Rejected([Fault("malformed_csv", f"expected {len(header)} columns, found {len(row)}")])
                 yield number, None, raw_text, Rejection(f"{name}:{number}", raw_text, fault)
                 continue
             record = dict(zip(header, row, strict=True))
@@ -410,9 +402,7 @@ def ingest_billing_file(engine: sa.Engine, path: Path, reference: Reference) -> 
         rows.append(_row(line, payload, path.name, number))
     with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (content_hash,))
-        if cur.execute(
-            "select 1 from ops.ingested_files where content_hash = %s", (content_hash,)
-        ).fetchone():
+        if cur.execute("select 1 from ops.ingested_files where content_hash = %s", (content_hash,)).fetchone():
             result.skipped = True
             return result
         # Serialise billing loads so line versions are numbered in commit order.

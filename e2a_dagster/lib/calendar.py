@@ -70,8 +70,13 @@ def _working_days(value: str) -> frozenset[int]:
     return days
 
 
-def calendar_window(today: date, data_min: date | None = None, data_max: date | None = None,
-                    before: int = DAYS_BEFORE, after: int = DAYS_AFTER) -> tuple[date, date]:
+def calendar_window(
+    today: date,
+    data_min: date | None = None,
+    data_max: date | None = None,
+    before: int = DAYS_BEFORE,
+    after: int = DAYS_AFTER,
+) -> tuple[date, date]:
     """The dates to materialize: ``before`` days before the earlier of today and the data, ``after`` days after
     the later of the two (inclusive bounds)."""
     first = min(today, data_min or today) - timedelta(days=before)

@@ -222,8 +222,15 @@ class EmbeddedServer:
                 _run_pg(
                     "pg_ctl",
                     [
-                        "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.pgdata / "server.log"),
-                        "-o", f"-h 127.0.0.1 -p {port} -k {sock} -c max_connections=200",
+                        "-D",
+                        str(self.pgdata),
+                        "-w",
+                        "-t",
+                        "60",
+                        "-l",
+                        str(self.pgdata / "server.log"),
+                        "-o",
+                        f"-h 127.0.0.1 -p {port} -k {sock} -c max_connections=200",
                         "start",
                     ],
                     timeout=90,
@@ -312,8 +319,5 @@ def missing_relations(engine: sa.Engine, names: list[str]) -> list[str]:
     """Those of the ``schema.name`` relations that do not exist (yet)."""
     with engine.connect() as conn:
         return [
-            name
-            for name in names
-            if conn.execute(sa.text("select to_regclass(:n) is null"), {"n": name}).scalar_one()
+            name for name in names if conn.execute(sa.text("select to_regclass(:n) is null"), {"n": name}).scalar_one()
         ]
-

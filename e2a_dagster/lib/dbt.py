@@ -58,4 +58,3 @@ def upstream_relations(tag: str, manifest: Path = MANIFEST) -> list[str]:
                 continue
             relations.add(f"{node['schema']}.{node.get('identifier') or node['alias']}")
     return sorted(relations)
-

@@ -136,9 +136,7 @@ def replay(
             todo = [
                 r[0]
                 for r in conn.execute(
-                    sa.text(
-                        "select rejected_id from ops.rejected_records where status = 'open' order by rejected_id"
-                    )
+                    sa.text("select rejected_id from ops.rejected_records where status = 'open' order by rejected_id")
                 )
             ]
     result = ReplayResult()
@@ -149,9 +147,9 @@ def replay(
         )
         kind, loaded = outcome
         result.loaded_rows += loaded
-        {"replayed": result.replayed, "failing": result.still_failing, "failed": result.marked_failed}[
-            kind
-        ].append(rejected_id)
+        {"replayed": result.replayed, "failing": result.still_failing, "failed": result.marked_failed}[kind].append(
+            rejected_id
+        )
     return result
 
 

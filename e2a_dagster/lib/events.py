@@ -14,23 +14,61 @@ from e2a_dagster.lib.reference import Reference
 
 ORDER_EVENTS = ("order_created", "order_paid", "order_released", "order_cancelled", "hold_placed", "hold_released")
 WAREHOUSE_EVENTS = (
-    "pick_started", "pick_completed", "pack_completed", "label_printed", "carrier_pickup", "return_received",
+    "pick_started",
+    "pick_completed",
+    "pack_completed",
+    "label_printed",
+    "carrier_pickup",
+    "return_received",
 )
 CARRIER_EVENTS = (
-    "picked_up", "in_transit", "out_for_delivery", "delivery_attempted", "delivered", "delivery_exception",
+    "picked_up",
+    "in_transit",
+    "out_for_delivery",
+    "delivery_attempted",
+    "delivered",
+    "delivery_exception",
     "returned_to_sender",
 )
 EVENT_TYPES = frozenset(ORDER_EVENTS + WAREHOUSE_EVENTS + CARRIER_EVENTS)
 
 # Column order of raw.order_events as the loader writes it (COPY).
 COLUMNS = (
-    "tenant_id", "source", "event_id", "event_type", "order_id", "occurred_at", "warehouse_id", "carrier",
-    "service_level", "tracking_number", "units", "lines", "cartons", "postage", "attributes", "payload",
-    "file_name", "line_number",
+    "tenant_id",
+    "source",
+    "event_id",
+    "event_type",
+    "order_id",
+    "occurred_at",
+    "warehouse_id",
+    "carrier",
+    "service_level",
+    "tracking_number",
+    "units",
+    "lines",
+    "cartons",
+    "postage",
+    "attributes",
+    "payload",
+    "file_name",
+    "line_number",
 )
 FIELDS = (
-    "event_id", "tenant_id", "source", "event_type", "order_id", "occurred_at", "warehouse_id", "carrier",
-    "service_level", "tracking_number", "units", "lines", "cartons", "postage", "attributes",
+    "event_id",
+    "tenant_id",
+    "source",
+    "event_type",
+    "order_id",
+    "occurred_at",
+    "warehouse_id",
+    "carrier",
+    "service_level",
+    "tracking_number",
+    "units",
+    "lines",
+    "cartons",
+    "postage",
+    "attributes",
 )
 
 EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
@@ -242,4 +280,3 @@ def to_row(event: CanonicalEvent, payload: str, file_name: str, line_number: int
         file_name,
         line_number,
     )
-

@@ -102,7 +102,8 @@ def pending_files(directory: Path) -> list[Path]:
     if not directory.exists():
         return []
     files = [
-        p for p in directory.iterdir()
+        p
+        for p in directory.iterdir()
         if p.is_file() and p.suffix.lower() in EVENT_SUFFIXES and not p.name.startswith(".")
     ]
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
@@ -153,9 +154,7 @@ def _read_csv(path: Path, reference: Reference) -> Iterator[Parsed]:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                fault = Rejected(
-                    [Fault("malformed_csv", f"expected {len(header)} columns, found {len(row)}")]
-                )
+                fault = Rejected([Fault("malformed_csv", f"expected {len(header)} columns, found {len(row)}")])
                 yield number, None, Rejection(f"{name}:{number}", raw_text, fault)
                 continue
             as_dict = dict(zip(header, row, strict=True))
@@ -230,8 +229,8 @@ def _insert_batch(cur: psycopg.Cursor) -> tuple[int, list[tuple[int, str]]]:
             from _incoming_events i
             join raw.order_events r using ({_KEY})
             where not (r.ingested_at = now() and r.line_number = i.line_number)  -- not the row this file just added
-              and ({', '.join('r.' + c for c in _CONTENT.split(', '))})
-                  is distinct from ({', '.join('i.' + c for c in _CONTENT.split(', '))})
+              and ({", ".join("r." + c for c in _CONTENT.split(", "))})
+                  is distinct from ({", ".join("i." + c for c in _CONTENT.split(", "))})
             order by i.line_number
             """
         ).fetchall()
@@ -271,12 +270,17 @@ def _load_batch(cur: psycopg.Cursor, rows: list[tuple], name: str) -> tuple[int,
                 good.append(row)
             except psycopg.errors.DataError as exc:
                 fault = Rejected([Fault("invalid_text", f"PostgreSQL refused the record: {exc.diag.message_primary}")])
-                rejections.append(Rejection(f"{name}:{row[-1]}", str(row[COLUMNS.index('payload')]), fault))
+                rejections.append(Rejection(f"{name}:{row[-1]}", str(row[COLUMNS.index("payload")]), fault))
     inserted, conflicts = _insert_batch(cur)
     for line_number, payload in conflicts:
         fault = Rejected(
-            [Fault("conflicting_duplicate", "an event with this (tenant_id, source, event_id) was loaded before "
-                   "with different content; the first version is kept")]
+            [
+                Fault(
+                    "conflicting_duplicate",
+                    "an event with this (tenant_id, source, event_id) was loaded before "
+                    "with different content; the first version is kept",
+                )
+            ]
         )
         rejections.append(Rejection(f"{name}:{line_number}", payload, fault))
     return inserted, rejections
@@ -387,9 +391,7 @@ def ingest_file(
         with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
             # Two runs racing on one file: the second waits, then sees the ledger row.
             cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (content_hash,))
-            done = cur.execute(
-                "select 1 from ops.ingested_files where content_hash = %s", (content_hash,)
-            ).fetchone()
+            done = cur.execute("select 1 from ops.ingested_files where content_hash = %s", (content_hash,)).fetchone()
             if done:
                 result.skipped = True
                 return result
@@ -415,8 +417,14 @@ def ingest_file(
                 values (%s, %s, %s, %s, %s, %s, %s, %s)
                 """,
                 (
-                    content_hash, source, path.name, path.stat().st_size, result.records, result.loaded,
-                    result.duplicates, result.rejected,
+                    content_hash,
+                    source,
+                    path.name,
+                    path.stat().st_size,
+                    result.records,
+                    result.loaded,
+                    result.duplicates,
+                    result.rejected,
                 ),
             )
     finally:
@@ -449,4 +457,3 @@ def total_reject_codes(results: Iterable[FileResult]) -> dict[str, int]:
         for code, n in result.reject_codes.items():
             codes[code] = codes.get(code, 0) + n
     return codes
-

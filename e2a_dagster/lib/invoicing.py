@@ -33,9 +33,7 @@ REASON_CODES = {
 }
 
 
-def adjustment_id(
-    tenant_id: str, invoice_id: str, charge_code: str, order_id: str | None, discrepancy: str
-) -> str:
+def adjustment_id(tenant_id: str, invoice_id: str, charge_code: str, order_id: str | None, discrepancy: str) -> str:
     key = "\x1f".join((tenant_id, invoice_id, charge_code, order_id or "", discrepancy))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
@@ -102,9 +100,7 @@ def evidence(row: dict) -> dict:
             "amount": _money(row["billed_amount"]),
         },
         "expected": {
-            "period_start": row["expected_period_start"].isoformat()
-            if row["expected_period_start"]
-            else None,
+            "period_start": row["expected_period_start"].isoformat() if row["expected_period_start"] else None,
             "quantity": _num(row["expected_quantity"]),
             "unit_rate": _num(row["expected_unit_rate"]),
             "amount": _money(row["expected_amount"]),
@@ -261,9 +257,7 @@ def sync_adjustments(engine: sa.Engine, reference: Reference | None = None) -> S
     adjustments = [build_adjustment(row, limits.get(row["tenant_id"])) for row in discrepancies(engine)]
     result = SyncResult(adjustments=len(adjustments))
     with engine.begin() as conn:
-        conn.execute(
-            sa.text("select pg_advisory_xact_lock(hashtextextended('actions.invoice_adjustments', 0))")
-        )
+        conn.execute(sa.text("select pg_advisory_xact_lock(hashtextextended('actions.invoice_adjustments', 0))"))
         for adj in adjustments:
             row = conn.execute(
                 _UPSERT,

@@ -67,9 +67,7 @@ class _Lint:
     def rows(self, name: str, required: Iterable[str]) -> list[Row]:
         path = self.dir / name
         if not path.exists():
-            self.error(
-                name, 1, "missing_file", f"{name} does not exist", f"restore {name} from the repository"
-            )
+            self.error(name, 1, "missing_file", f"{name} does not exist", f"restore {name} from the repository")
             return []
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -87,9 +85,7 @@ class _Lint:
 
     # -- parsers that report instead of raising ------------------------------------------------------------
 
-    def number(
-        self, name: str, line: int, column: str, value: str, *, integer: bool = False
-    ) -> Decimal | None:
+    def number(self, name: str, line: int, column: str, value: str, *, integer: bool = False) -> Decimal | None:
         if value == "":
             return None
         try:
@@ -198,8 +194,7 @@ class _Lint:
                         line_b,
                         "overlapping_range",
                         f"{what} ({scope}) starts before the range on line {line_a} ends ({to_a})",
-                        f"end line {line_a} at {from_b} (effective_to is exclusive) or start this row at "
-                        f"{to_a}",
+                        f"end line {line_a} at {from_b} (effective_to is exclusive) or start this row at {to_a}",
                     )
                 elif from_b > to_a:
                     severity = "error" if gap_is_error and gap_is_error(key) else "warning"
@@ -275,14 +270,11 @@ def lint_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Finding]:
                 name,
                 line,
                 "unknown_holiday_calendar",
-                f"no holiday calendar for country {r['country']!r} / subdivision "
-                f"{r['subdivision']!r} ({exc})",
+                f"no holiday calendar for country {r['country']!r} / subdivision {r['subdivision']!r} ({exc})",
                 "use an ISO 3166 country and a subdivision the `holidays` library knows, or leave the "
                 "subdivision empty",
             )
-        opens, closes, cutoff = (
-            lint.clock(name, line, c, r[c]) for c in ("open_time", "close_time", "cutoff_time")
-        )
+        opens, closes, cutoff = (lint.clock(name, line, c, r[c]) for c in ("open_time", "close_time", "cutoff_time"))
         if opens and closes and opens >= closes:
             lint.error(
                 name,
@@ -298,8 +290,7 @@ def lint_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Finding]:
                     name,
                     line,
                     "cutoff_outside_opening_hours",
-                    f"cutoff_time {r['cutoff_time']} is outside opening hours {r['open_time']}–"
-                    f"{r['close_time']}",
+                    f"cutoff_time {r['cutoff_time']} is outside opening hours {r['open_time']}–{r['close_time']}",
                     "set cutoff_time after open_time and no later than close_time",
                 )
         if not re.fullmatch(r"[1-7](\|[1-7])*", r["working_days"]):
@@ -448,9 +439,7 @@ def lint_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Finding]:
                 "give 0 or more minutes",
             )
         major = lint.number(name, line, "major_after_minutes", r["major_after_minutes"], integer=True)
-        critical = lint.number(
-            name, line, "critical_after_minutes", r["critical_after_minutes"], integer=True
-        )
+        critical = lint.number(name, line, "critical_after_minutes", r["critical_after_minutes"], integer=True)
         if major is not None and critical is not None:
             if major < 0 or critical < 0:
                 lint.error(
@@ -629,9 +618,7 @@ def lint_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Finding]:
                 "fix the tenant id or add the tenant",
             )
         if r["stage"] not in STAGES:
-            lint.error(
-                name, line, "unknown_stage", f"stage {r['stage']!r}", f"use one of {', '.join(STAGES)}"
-            )
+            lint.error(name, line, "unknown_stage", f"stage {r['stage']!r}", f"use one of {', '.join(STAGES)}")
         value = lint.number(name, line, "credit_value", r["credit_value"])
         if value is None or value <= 0:
             lint.error(
@@ -672,9 +659,7 @@ def lint_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Finding]:
         if r["stage"] not in (*STAGES, "*"):
             lint.error(name, line, "unknown_stage", f"stage {r['stage']!r}", "use a stage or '*'")
         if not re.fullmatch(r"[A-Z][A-Z_]*", r["reason_code"]):
-            lint.error(
-                name, line, "invalid_reason_code", f"reason_code {r['reason_code']!r}", "use UPPER_SNAKE_CASE"
-            )
+            lint.error(name, line, "invalid_reason_code", f"reason_code {r['reason_code']!r}", "use UPPER_SNAKE_CASE")
     name = "shopify_locations.csv"
     for line, r in lint.rows(name, ("tenant_id", "location_id", "warehouse_id")):
         if r["tenant_id"] not in tenant_currency:

@@ -260,11 +260,7 @@ def ai_review(
     """Ask the LLM for suggestions and scenarios. Its answer is checked for shape; scenarios are only trusted
     after ``run_scenarios`` executed them."""
     prompt = Prompt.load("policy_lint")
-    files = {
-        name: (seeds_dir / name).read_text(encoding="utf-8")
-        for name in LINT_FILES
-        if (seeds_dir / name).exists()
-    }
+    files = {name: (seeds_dir / name).read_text(encoding="utf-8") for name in LINT_FILES if (seeds_dir / name).exists()}
     system, user = prompt.render(
         findings=[f.as_dict() for f in findings],
         files=files,

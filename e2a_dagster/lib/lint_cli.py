@@ -19,11 +19,7 @@ def lint_command(seeds_dir: Path | None, *, ai: bool = False, as_json: bool = Fa
     if not as_json:
         for finding in findings:
             print(finding.format())
-        print(
-            f"{errors} error(s), {len(findings) - errors} warning(s)"
-            if findings
-            else f"no findings in {seeds}"
-        )
+        print(f"{errors} error(s), {len(findings) - errors} warning(s)" if findings else f"no findings in {seeds}")
     if ai:
         report["ai"] = _ai(seeds, findings, quiet=as_json)
     if as_json:

@@ -26,9 +26,7 @@ def estimate_tokens(text: str) -> int:
 
 
 class TokenBudget:
-    def __init__(
-        self, engine: sa.Engine, daily_limit: int | None, tenant_time_zones: Mapping[str, str], clock: Clock
-    ):
+    def __init__(self, engine: sa.Engine, daily_limit: int | None, tenant_time_zones: Mapping[str, str], clock: Clock):
         self.engine = engine
         self.daily_limit = daily_limit
         self.zones = tenant_time_zones
@@ -112,9 +110,7 @@ class CircuitBreaker:
             {"k": self.key},
         )
         return dict(
-            conn.execute(
-                sa.text("select * from ops.llm_breaker where breaker_key = :k for update"), {"k": self.key}
-            )
+            conn.execute(sa.text("select * from ops.llm_breaker where breaker_key = :k for update"), {"k": self.key})
             .mappings()
             .one()
         )

@@ -62,9 +62,7 @@ class OrderStore:
         self._offset += end
         self.add(json.loads(line) for line in data[:end].splitlines() if line.strip())
 
-    def current(
-        self, now: datetime, updated_at_min: datetime | None, after_id: int, limit: int
-    ) -> list[dict]:
+    def current(self, now: datetime, updated_at_min: datetime | None, after_id: int, limit: int) -> list[dict]:
         """Latest visible version of each order with updated_at >= updated_at_min, by id, after ``after_id``."""
         self._refresh()
         out: list[dict] = []
@@ -135,8 +133,7 @@ def create_app(
         if not allowed:
             return error(
                 429,
-                "Exceeded 2 calls per second for api client. Reduce request rates to resume "
-                "uninterrupted service.",
+                "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service.",
                 **{"Retry-After": f"{limiter.retry_after:g}"},
             )
         q = request.query_params
@@ -149,9 +146,7 @@ def create_app(
             updated_min = _ts(info["min"].replace(" ", "+")) if info.get("min") else None
             now = _ts(info["now"])
         except (ValueError, KeyError, TypeError):
-            return error(
-                400, "Invalid value for one or more query parameters (updated_at_min, limit, page_info)"
-            )
+            return error(400, "Invalid value for one or more query parameters (updated_at_min, limit, page_info)")
         page = store.current(now, updated_min, int(info["after"]), limit + 1)
         has_next = len(page) > limit
         page = page[:limit]
@@ -177,9 +172,7 @@ class ServerThread:
     def __init__(self, app, host: str = "127.0.0.1", port: int | None = None):
         self.host = host
         self.port = port or free_port(host)
-        config = uvicorn.Config(
-            app, host=host, port=self.port, log_level="warning", access_log=False, lifespan="off"
-        )
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"asgi-{self.port}", daemon=True)
 

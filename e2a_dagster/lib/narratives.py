@@ -83,12 +83,9 @@ class NarrativeReference:
             policies={(r["policy_id"], int(r["policy_version"])): r for r in rows["sla_policies"]},
             reason_codes={r["reason_code"]: r for r in rows["reason_codes"]},
             calendar_exceptions={
-                (r["warehouse_id"], date.fromisoformat(r["local_date"])): r
-                for r in rows["calendar_exceptions"]
+                (r["warehouse_id"], date.fromisoformat(r["local_date"])): r for r in rows["calendar_exceptions"]
             },
-            transit_days={
-                (r["carrier"], r["service_level"]): int(r["transit_days"]) for r in rows["carrier_services"]
-            },
+            transit_days={(r["carrier"], r["service_level"]): int(r["transit_days"]) for r in rows["carrier_services"]},
         )
 
     def labels_for(self, stage: str) -> list[str]:
@@ -189,9 +186,7 @@ def _rule_facts(
         return {"policy_id": policy_id, "policy_version": version, "type": None}
     facts: dict[str, Any] = {"policy_id": policy_id, "policy_version": version, "type": policy["rule"]}
     if policy["rule"] == "duration":
-        facts["allowance_business_minutes"] = (
-            int(policy["allowance_minutes"]) if policy["allowance_minutes"] else None
-        )
+        facts["allowance_business_minutes"] = int(policy["allowance_minutes"]) if policy["allowance_minutes"] else None
     elif policy["rule"] == "cutoff":
         facts["cutoff_local"] = warehouse.get("cutoff_time")
         facts["closing_local"] = warehouse.get("close_time")
@@ -200,9 +195,7 @@ def _rule_facts(
     return facts
 
 
-def build_facts(
-    row: dict[str, Any], timeline: list[dict[str, Any]], ref: NarrativeReference
-) -> ExceptionFacts:
+def build_facts(row: dict[str, Any], timeline: list[dict[str, Any]], ref: NarrativeReference) -> ExceptionFacts:
     """The prompt context of one exception. Only whitelisted, PII-free fields go in."""
     tenant = ref.tenants.get(row["tenant_id"], {})
     warehouse_id = row.get("warehouse_id") or tenant.get("default_warehouse_id")
@@ -224,9 +217,7 @@ def build_facts(
             "id": warehouse_id,
             "name": warehouse.get("warehouse_name"),
             "time_zone": str(zone),
-            "opening_hours_local": f"{warehouse['open_time']}-{warehouse['close_time']}"
-            if warehouse
-            else None,
+            "opening_hours_local": f"{warehouse['open_time']}-{warehouse['close_time']}" if warehouse else None,
         },
         "stage": row["stage"],
         "status": status,
@@ -340,8 +331,7 @@ def load_exception_facts(
     for e in events:
         timelines.setdefault((e["tenant_id"], e["order_id"]), []).append(dict(e))
     return [
-        build_facts(dict(r), timelines.get((r["tenant_id"], r["order_id"]), [])[:TIMELINE_LIMIT], ref)
-        for r in rows
+        build_facts(dict(r), timelines.get((r["tenant_id"], r["order_id"]), [])[:TIMELINE_LIMIT], ref) for r in rows
     ]
 
 
@@ -433,13 +423,10 @@ def template_narrative(item: ExceptionFacts, ref: NarrativeReference) -> Draft:
         )
     elif status == "overdue":
         head = (
-            f"Order {item.order_id}: {noun} is overdue{severity} {where}. "
-            f"Due {f['due_at_local']} ({tz}), not done yet."
+            f"Order {item.order_id}: {noun} is overdue{severity} {where}. Due {f['due_at_local']} ({tz}), not done yet."
         )
     else:
-        head = (
-            f"Order {item.order_id}: {noun} is at risk {where}. Due {f['due_at_local']} ({tz}), not done yet."
-        )
+        head = f"Order {item.order_id}: {noun} is at risk {where}. Due {f['due_at_local']} ({tz}), not done yet."
     code = f.get("reason_code_from_events")
     label = code if code in ref.labels_for(stage) else "UNKNOWN"
     cause = (
@@ -447,13 +434,9 @@ def template_narrative(item: ExceptionFacts, ref: NarrativeReference) -> Draft:
         if label != "UNKNOWN"
         else "No cause could be derived from the events. "
     )
-    carrier = (
-        f" Carrier {f['carrier']}, {f['service_level']}." if f.get("carrier") and stage == "deliver" else ""
-    )
+    carrier = f" Carrier {f['carrier']}, {f['service_level']}." if f.get("carrier") and stage == "deliver" else ""
     action = NEXT_ACTION.get((stage, status), "review the order's events")
-    ops = (f"{head} Rule: {_rule_text(f)}. {_calendar_text(f)}{cause}Next: {action}.{carrier}").replace(
-        "  ", " "
-    )
+    ops = (f"{head} Rule: {_rule_text(f)}. {_calendar_text(f)}{cause}Next: {action}.{carrier}").replace("  ", " ")
 
     holiday = f["calendar"]["holidays"][0]["name"] if f["calendar"].get("holidays") else None
     around = f", with the {holiday} holiday in between" if holiday else ""
@@ -487,8 +470,7 @@ def template_narrative(item: ExceptionFacts, ref: NarrativeReference) -> Draft:
     else:
         leg = "arrives" if stage == "deliver" else "leaves our warehouse"
         client = (
-            f"Order {item.order_id} is still on schedule; we are watching it closely to make sure it "
-            f"{leg} on time."
+            f"Order {item.order_id} is still on schedule; we are watching it closely to make sure it {leg} on time."
         )
     return Draft(label=label, ops_note=ops[: LIMITS["ops_note"]], client_note=client[: LIMITS["client_note"]])
 
@@ -635,9 +617,7 @@ def check_grounding(out: NarrativeOutput, item: ExceptionFacts, ref: NarrativeRe
             "wrong_order_id", f"answer is about {out.order_id!r}, the facts about {item.order_id!r}"
         )
     if out.label not in ref.labels_for(item.stage):
-        raise NarrativeRejected(
-            "schema_violation", f"label {out.label!r} does not apply to stage {item.stage}"
-        )
+        raise NarrativeRejected("schema_violation", f"label {out.label!r} does not apply to stage {item.stage}")
     dates, times, numbers = grounded_tokens(item.facts)
     identifiers = _identifiers(item.facts, ref)
     for name, note in (("ops_note", out.ops_note), ("client_note", out.client_note)):
@@ -808,9 +788,7 @@ class NarrativeWriter:
             ).all()
         return {(r[0], r[1]): r[2] for r in rows}
 
-    def _fallback(
-        self, item: ExceptionFacts, digest: str, code: str, detail: str | None, **extra
-    ) -> NarrativeRow:
+    def _fallback(self, item: ExceptionFacts, digest: str, code: str, detail: str | None, **extra) -> NarrativeRow:
         return NarrativeRow(
             item,
             digest,
@@ -823,9 +801,7 @@ class NarrativeWriter:
             **extra,
         )
 
-    def _generate(
-        self, item: ExceptionFacts, digest: str, system: str, user: str, reserved: int
-    ) -> NarrativeRow:
+    def _generate(self, item: ExceptionFacts, digest: str, system: str, user: str, reserved: int) -> NarrativeRow:
         assert self.llm is not None
         if self.breaker is not None and not self.breaker.allow():
             if self.budget:
@@ -919,9 +895,7 @@ class NarrativeWriter:
                         summary,
                     )
                     continue
-                futures.append(
-                    (pool.submit(self._generate, item, digest, system, user, reserved), item, digest)
-                )
+                futures.append((pool.submit(self._generate, item, digest, system, user, reserved), item, digest))
             for future, item, digest in futures:
                 try:
                     row = future.result()
@@ -980,9 +954,7 @@ def run_narratives(
             clock=clock,
         )
     try:
-        writer = NarrativeWriter(
-            engine, ref, prompt, llm=client, budget=budget, breaker=breaker, log_fn=log_fn
-        )
+        writer = NarrativeWriter(engine, ref, prompt, llm=client, budget=budget, breaker=breaker, log_fn=log_fn)
         return writer.run(items)
     finally:
         if client is not None:

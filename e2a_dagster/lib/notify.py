@@ -254,9 +254,7 @@ def deliver_pending(
 
 def status_counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("select status, count(*) from actions.notifications group by status")
-        ).all()
+        rows = conn.execute(sa.text("select status, count(*) from actions.notifications group by status")).all()
     counts = {s: 0 for s in ("pending", "sent", "failed", "skipped")}
     counts.update({str(s): int(n) for s, n in rows})
     return counts

@@ -50,9 +50,7 @@ class Prompt:
 
     def render(self, **context) -> tuple[str, str]:
         """(system message, user message)."""
-        env = jinja2.Environment(
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
-        )
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
         env.filters["tojson"] = lambda value, indent=None: json.dumps(
             value, indent=indent, ensure_ascii=False, sort_keys=True
         )

@@ -212,10 +212,7 @@ def order_event_expectations(tenants: Sequence[str]) -> list[Any]:
         *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in required],
         gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=sorted(EVENT_TYPES)),
         gxe.ExpectColumnValuesToBeInSet(column="tenant_id", value_set=sorted(tenants)),
-        *[
-            gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0)
-            for c in ("units", "lines", "cartons", "postage")
-        ],
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in ("units", "lines", "cartons", "postage")],
         # occurred_at plausibility: not before 2000, not after the ingestion clock (+ skew)
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="occurred_at", column_B="earliest_plausible_at", or_equal=True

@@ -89,9 +89,7 @@ def collect_radar(engine: sa.Engine, report_date: date, generated_at: datetime) 
         for offset in range(TREND_DAYS):
             day = first + timedelta(days=offset)
             row = by_day.get(day)
-            data.trend.append(
-                TrendPoint(day, int(row.due_count) if row else 0, int(row.met_count) if row else 0)
-            )
+            data.trend.append(TrendPoint(day, int(row.due_count) if row else 0, int(row.met_count) if row else 0))
 
         data.narratives_available = _exists(conn, "actions.exception_narratives")
         narrative_join = (

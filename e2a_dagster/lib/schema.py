@@ -232,8 +232,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 check (period_start <= period_end)
             )
             """,
-            "create index if not exists invoice_lines_tenant_period_idx on raw.invoice_lines "
-            "(tenant_id, period_start)",
+            "create index if not exists invoice_lines_tenant_period_idx on raw.invoice_lines (tenant_id, period_start)",
             "create index if not exists invoice_lines_ingested_idx on raw.invoice_lines (ingested_at)",
             """
             create table if not exists actions.invoice_adjustments (

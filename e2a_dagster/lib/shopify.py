@@ -84,9 +84,7 @@ class ShopifyConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ShopifyConfig:
-        missing = [
-            n for n in ("E2A_SHOPIFY_URL", "E2A_SHOPIFY_TOKEN", "E2A_SHOPIFY_TENANT") if not environ.get(n)
-        ]
+        missing = [n for n in ("E2A_SHOPIFY_URL", "E2A_SHOPIFY_TOKEN", "E2A_SHOPIFY_TENANT") if not environ.get(n)]
         if missing:
             raise ShopifyConfigError(f"Shopify is not configured: set {', '.join(missing)}")
         url = environ["E2A_SHOPIFY_URL"].strip()
@@ -158,9 +156,7 @@ class ShopifyClient:
         self.config = config
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self.waits: list[
-            tuple[str, float]
-        ] = []  # (reason, seconds): what the retries cost, for metadata/tests
+        self.waits: list[tuple[str, float]] = []  # (reason, seconds): what the retries cost, for metadata/tests
         self.requests = 0
         self._http = httpx.Client(
             timeout=httpx.Timeout(config.timeout),
@@ -213,8 +209,7 @@ class ShopifyClient:
                     return Page(url, status, resp.text, next_link(resp.headers.get("link")), orders, error)
                 if status == 401:
                     raise ShopifyAuthError(
-                        f"HTTP 401 from {self.config.shop}: the access token was rejected "
-                        "(check E2A_SHOPIFY_TOKEN)"
+                        f"HTTP 401 from {self.config.shop}: the access token was rejected (check E2A_SHOPIFY_TOKEN)"
                     )
                 if status == 403:
                     raise ShopifyAuthError(
@@ -234,9 +229,7 @@ class ShopifyClient:
                     raise ShopifyError(f"HTTP {status} for {url}{hint}: {excerpt}")
             if not final:
                 self._wait(last, self._backoff(attempt))
-        raise ShopifyUnavailable(
-            f"{self.config.shop} unavailable after {self.config.max_retries + 1} attempts: {last}"
-        )
+        raise ShopifyUnavailable(f"{self.config.shop} unavailable after {self.config.max_retries + 1} attempts: {last}")
 
     def _retry_after(self, resp: httpx.Response, attempt: int) -> float:
         header = resp.headers.get("retry-after")
@@ -301,9 +294,7 @@ def validate_order(raw: Any) -> ShopifyOrder:
     except ValidationError as exc:
         raise Rejected(faults_from_validation(exc)) from None
     if _NUL.search(json.dumps(raw)):
-        raise Rejected(
-            [Fault("invalid_text", "order contains a NUL character, which PostgreSQL jsonb cannot hold")]
-        )
+        raise Rejected([Fault("invalid_text", "order contains a NUL character, which PostgreSQL jsonb cannot hold")])
     return order
 
 
@@ -483,9 +474,7 @@ def pull_orders(
     config = client.config
     shop = config.shop
     if tenants is not None and config.tenant_id not in tenants:
-        raise ShopifyConfigError(
-            f"E2A_SHOPIFY_TENANT={config.tenant_id!r} is not a tenant in seeds/tenants.csv"
-        )
+        raise ShopifyConfigError(f"E2A_SHOPIFY_TENANT={config.tenant_id!r} is not a tenant in seeds/tenants.csv")
     state = with_db_retries(lambda: read_cursor(engine, shop), base=db_retry_base)
     result = PullResult(shop=shop, high_water_mark=state.high_water_mark)
     if state.next_page:
@@ -512,9 +501,7 @@ def pull_orders(
         result.pages += 1
         if page.orders is None:
             rows: list[OrderRow] = []
-            fault = Rejected(
-                [Fault("malformed_page", f"{page.error} (HTTP {page.status}, {len(page.text)} bytes)")]
-            )
+            fault = Rejected([Fault("malformed_page", f"{page.error} (HTTP {page.status}, {len(page.text)} bytes)")])
             rejections = [Rejection(page.url, page.text, fault)]
             state.run_malformed += 1
             result.malformed_pages += 1
@@ -563,9 +550,7 @@ def pull_orders(
 # Loading documents that did not come through the client (fixtures, DLQ replay)
 
 
-def load_documents(
-    engine: sa.Engine, documents: list[tuple[str, str]], *, shop: str, tenant_id: str
-) -> PullResult:
+def load_documents(engine: sa.Engine, documents: list[tuple[str, str]], *, shop: str, tenant_id: str) -> PullResult:
     """Load ``(location, text)`` documents (an orders page or a single-order document) through the same
     validation and idempotent insert as a pull; bad ones go to the DLQ. The cursor is not touched."""
     result = PullResult(shop=shop)
@@ -573,9 +558,7 @@ def load_documents(
         orders, error = parse_page_body(text)
         if orders is None:
             rows: list[OrderRow] = []
-            rejections = [
-                Rejection(location, text, Rejected([Fault("malformed_page", error or "malformed")]))
-            ]
+            rejections = [Rejection(location, text, Rejected([Fault("malformed_page", error or "malformed")]))]
         else:
             rows, rejections = rows_from_page(location, orders, shop=shop, tenant_id=tenant_id)
             result.orders += len(orders)

@@ -124,9 +124,7 @@ def month_end(first: date) -> date:
     return nxt - timedelta(days=1)
 
 
-def correct_invoices(
-    orders: list[BillableOrder], cards: RateCards, *, end: datetime, run_tag: str
-) -> list[Invoice]:
+def correct_invoices(orders: list[BillableOrder], cards: RateCards, *, end: datetime, run_tag: str) -> list[Invoice]:
     """What the billing system should bill, per tenant and complete calendar month (tenant time zone)."""
     by_month: dict[tuple[str, date], list[BillableOrder]] = defaultdict(list)
     returns_by_month: dict[tuple[str, date], list[tuple[str, datetime]]] = defaultdict(list)
@@ -160,17 +158,13 @@ def correct_invoices(
             order_fee[o.order_id] = money(order_rate)
             inv.lines.append(Line("ORDER_FEE", o.order_id, Decimal(1), order_rate, money(order_rate)))
             if o.units:
-                inv.lines.append(
-                    Line("PICK_UNIT", o.order_id, Decimal(o.units), unit_rate, money(unit_rate * o.units))
-                )
+                inv.lines.append(Line("PICK_UNIT", o.order_id, Decimal(o.units), unit_rate, money(unit_rate * o.units)))
             cartons = o.cartons if o.cartons is not None else 1
             inv.lines.append(
                 Line("PACK_CARTON", o.order_id, Decimal(cartons), carton_rate, money(carton_rate * cartons))
             )
             if o.postage is not None:
-                inv.lines.append(
-                    Line("SHIPPING", o.order_id, o.postage, ship_rate, money(o.postage * ship_rate))
-                )
+                inv.lines.append(Line("SHIPPING", o.order_id, o.postage, ship_rate, money(o.postage * ship_rate)))
         returned = sorted(returns_by_month[(tenant, first)])
         if returned and card.get("RETURN_FEE"):
             rate = _unit_rate(card["RETURN_FEE"], len(returned))
@@ -321,9 +315,7 @@ def inject_errors(
         for dtype, exp, bad in extra:
             billed.append(bad)
             line_id = f"{len(billed):05d}"
-            truth.append(
-                rec(inv, dtype, exp, bad, line_id, billed_count=2 if dtype == "duplicate_charge" else 1)
-            )
+            truth.append(rec(inv, dtype, exp, bad, line_id, billed_count=2 if dtype == "duplicate_charge" else 1))
         inv.lines = billed
     return truth
 

@@ -38,9 +38,7 @@ class BusinessCalendar:
         self.working_days = {int(d) for d in row.get("working_days", "1|2|3|4|5").split("|") if d}
         self.holidays = holidays_lib.country_holidays(row["country"], subdiv=row.get("subdivision") or None)
         self.exceptions = {
-            date.fromisoformat(e["local_date"]): e
-            for e in exceptions
-            if e["warehouse_id"] == self.warehouse_id
+            date.fromisoformat(e["local_date"]): e for e in exceptions if e["warehouse_id"] == self.warehouse_id
         }
         self._hours = lru_cache(maxsize=4096)(self._compute_hours)
 
@@ -145,9 +143,7 @@ class Policy:
     effective_to: datetime
 
     def specificity(self) -> tuple[int, int, int, int]:
-        return tuple(
-            int(v != "*") for v in (self.tenant_id, self.warehouse_id, self.carrier, self.service_level)
-        )
+        return tuple(int(v != "*") for v in (self.tenant_id, self.warehouse_id, self.carrier, self.service_level))
 
 
 class SlaReference:
@@ -358,9 +354,7 @@ def evaluate(order: Milestones, as_of: datetime, ref: SlaReference) -> list[Stag
         start = order.released_at
     if start is not None and start <= as_of:
         for stage, ended in (("pick", order.pick_completed_at), ("ship", order.handed_to_carrier_at)):
-            policy = ref.policy(
-                stage, order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start
-            )
+            policy = ref.policy(stage, order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start)
             if policy is None:
                 unknown(stage, start, "no policy matches")
                 continue
@@ -389,9 +383,7 @@ def evaluate(order: Milestones, as_of: datetime, ref: SlaReference) -> list[Stag
     # pack: from pick completion
     if order.pick_completed_at is not None and order.pick_completed_at <= as_of:
         start = order.pick_completed_at
-        policy = ref.policy(
-            "pack", order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start
-        )
+        policy = ref.policy("pack", order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start)
         if policy is None:
             unknown("pack", start, "no policy matches")
         else:
@@ -400,9 +392,7 @@ def evaluate(order: Milestones, as_of: datetime, ref: SlaReference) -> list[Stag
     # deliver: from the hand-over, N carrier business days
     if order.handed_to_carrier_at is not None and order.handed_to_carrier_at <= as_of:
         start = order.handed_to_carrier_at
-        policy = ref.policy(
-            "deliver", order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start
-        )
+        policy = ref.policy("deliver", order.tenant_id, order.warehouse_id, order.carrier, order.service_level, start)
         days = ref.transit_days(order.carrier, order.service_level)
         if policy is None or days is None:
             unknown("deliver", start, "no policy or transit time matches")

@@ -158,8 +158,7 @@ class Simulator:
         self.shopify_tenant = shopify_tenant
         self.shopify_share = shopify_share
         self.locations = {
-            (r["tenant_id"], r["warehouse_id"]): r["location_id"]
-            for r in _rows(seeds_dir / "shopify_locations.csv")
+            (r["tenant_id"], r["warehouse_id"]): r["location_id"] for r in _rows(seeds_dir / "shopify_locations.csv")
         }
         self._fakers: dict[str, Faker] = {}
         self._seq = 0
@@ -230,9 +229,7 @@ class Simulator:
         order_id = str(self._shopify_id(n)) if shopify else f"{tenant[:2].upper()}-{self.tag}-{n:06d}"
         carrier = rng.choice(CARRIERS.get(currency, ("ups",)))
         service = rng.choices([s for s, _ in SERVICE_MIX], [w for _, w in SERVICE_MIX])[0]
-        order = SimOrder(
-            tenant, order_id, "shopify" if shopify else "landing", cal.warehouse_id, carrier, service
-        )
+        order = SimOrder(tenant, order_id, "shopify" if shopify else "landing", cal.warehouse_id, carrier, service)
         units = rng.choice((1, 1, 1, 2, 2, 3, 4, 6))
         lines = min(units, rng.choice((1, 1, 2, 3)))
         wh = {"warehouse_id": cal.warehouse_id}
@@ -253,9 +250,7 @@ class Simulator:
         if cancel and not cancel_after_pick:
             t["order_cancelled"] = clock + timedelta(minutes=rng.uniform(5, 180))
         else:
-            t["pick_started"] = cal.add_minutes(
-                clock, rng.expovariate(1 / 25) + (rng.uniform(90, 400) if late else 0)
-            )
+            t["pick_started"] = cal.add_minutes(clock, rng.expovariate(1 / 25) + (rng.uniform(90, 400) if late else 0))
             t["pick_completed"] = cal.add_minutes(t["pick_started"], rng.uniform(5, 35) * max(1, lines))
             if cancel:
                 t["order_cancelled"] = t["pick_completed"] + timedelta(minutes=rng.uniform(1, 60))
@@ -291,25 +286,19 @@ class Simulator:
                     t["in_transit"] + timedelta(minutes=30),
                 )
                 if rng.random() < 0.02:
-                    back = cal.add_minutes(
-                        t["delivered"] + timedelta(days=rng.uniform(3, 10)), rng.uniform(0, 120)
-                    )
+                    back = cal.add_minutes(t["delivered"] + timedelta(days=rng.uniform(3, 10)), rng.uniform(0, 120))
                     tz = ZoneInfo(self.reference.tenants[tenant]["time_zone"])
                     if back.astimezone(tz).month == pickup.astimezone(tz).month:
                         t["return_received"] = back
 
-        t = {
-            kind: at.astimezone(UTC).replace(microsecond=0) for kind, at in t.items()
-        }  # events carry seconds
+        t = {kind: at.astimezone(UTC).replace(microsecond=0) for kind, at in t.items()}  # events carry seconds
         cartons = 1 if units < 4 else 2
         postage = Decimal(str(round(rng.uniform(4.5, 9.5) * TRANSIT_DAYS_FACTOR[service], 2)))
         tracking = f"{carrier.upper()}{rng.randrange(10**11):011d}"
         ev = order.events
         if not shopify:
             ev.append(
-                self._event(
-                    order, "order_created", "oms", created, units=units, lines=lines, service_level=service
-                )
+                self._event(order, "order_created", "oms", created, units=units, lines=lines, service_level=service)
             )
             ev.append(self._event(order, "order_paid", "oms", paid))
             if "order_cancelled" in t:
@@ -319,11 +308,7 @@ class Simulator:
                 ev.append(self._event(order, kind, "oms", t[kind]))
         if "pick_started" in t:
             ev.append(self._event(order, "pick_started", "wms", t["pick_started"], **wh))
-            ev.append(
-                self._event(
-                    order, "pick_completed", "wms", t["pick_completed"], units=units, lines=lines, **wh
-                )
-            )
+            ev.append(self._event(order, "pick_completed", "wms", t["pick_completed"], units=units, lines=lines, **wh))
         if "pack_completed" in t:
             ev.append(self._event(order, "pack_completed", "wms", t["pack_completed"], cartons=cartons, **wh))
             ev.append(
@@ -352,9 +337,7 @@ class Simulator:
                 )
             )
             for kind in ("in_transit", "out_for_delivery", "delivered"):
-                ev.append(
-                    self._event(order, kind, "carrier", t[kind], carrier=carrier, tracking_number=tracking)
-                )
+                ev.append(self._event(order, kind, "carrier", t[kind], carrier=carrier, tracking_number=tracking))
         if "return_received" in t:
             ev.append(self._event(order, "return_received", "wms", t["return_received"], **wh))
         if shopify:
@@ -431,11 +414,7 @@ class Simulator:
         }
 
         def version(at: datetime, **changes) -> None:
-            payload = (
-                json.loads(json.dumps(order.shopify_versions[-1][1]))
-                if order.shopify_versions
-                else dict(base)
-            )
+            payload = json.loads(json.dumps(order.shopify_versions[-1][1])) if order.shopify_versions else dict(base)
             payload.update(changes)
             payload["updated_at"] = _iso(at)
             order.shopify_versions.append((at.replace(microsecond=0), payload))
@@ -489,9 +468,7 @@ class Simulator:
                     )
                 )
         elif kind == "out_of_order":
-            early = [
-                e for e in ev if e.record["event_type"] in ("pick_completed", "pack_completed", "order_paid")
-            ]
+            early = [e for e in ev if e.record["event_type"] in ("pick_completed", "pack_completed", "order_paid")]
             if not early or len(ev) < 3:
                 return
             victim = rng.choice(early)
@@ -509,9 +486,7 @@ class Simulator:
                 return
             ev.remove(rng.choice(scans))
         elif kind == "split_identifier":
-            moved = [
-                e for e in ev if e.record["event_type"] in ("in_transit", "out_for_delivery", "delivered")
-            ]
+            moved = [e for e in ev if e.record["event_type"] in ("in_transit", "out_for_delivery", "delivered")]
             if not moved:
                 return
             alias = f"{order.order_id}-1"
@@ -687,13 +662,9 @@ def simulate_history(
             report("orders", i, orders)
 
     # SLA credits follow the ship status the answer key gives.
-    late_ship = {
-        (r["tenant_id"], r["order_id"]) for r in truth_sla if r["stage"] == "ship" and r["status"] == "late"
-    }
+    late_ship = {(r["tenant_id"], r["order_id"]) for r in truth_sla if r["stage"] == "ship" and r["status"] == "late"}
     billables = [
-        b
-        if (b.tenant_id, b.order_id) not in late_ship
-        else BillableOrder(**{**b.__dict__, "ship_late": True})
+        b if (b.tenant_id, b.order_id) not in late_ship else BillableOrder(**{**b.__dict__, "ship_late": True})
         for b in billables
     ]
 

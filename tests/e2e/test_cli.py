@@ -19,7 +19,12 @@ CLI_DB = "e2a_cli_test"
 def _e2a(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "e2a_dagster.cli", *args],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -45,15 +50,14 @@ def test_simulate_run_and_dlq(cli_env):
 
     run = _e2a(cli_env, "run")
     assert run.returncode == 0, run.stdout + run.stderr
-    lines = dict(
-        line.rsplit(None, 1) for line in run.stdout.splitlines() if line.strip() and not line.startswith("-")
-    )
+    lines = dict(line.rsplit(None, 1) for line in run.stdout.splitlines() if line.strip() and not line.startswith("-"))
     assert int(lines["records rejected (this run)"]) == 1
     assert int(lines["events loaded (this run)"]) > 100
     # Some simulated orders go through the (unconfigured here) Shopify channel, not the landing zone.
     landing_orders = {
         json.loads(line)["order_id"]
-        for name in os.listdir(events) if name.startswith("sim-")
+        for name in os.listdir(events)
+        if name.startswith("sim-")
         for line in Path(events, name).read_text().splitlines()
     }
     assert 30 <= len(landing_orders) <= 40
@@ -101,7 +105,12 @@ def test_dg_check_defs_passes(dbt_manifest):
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run(
         [str(bin_dir / "dg"), "check", "defs"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert "All definitions loaded successfully" in proc.stdout + proc.stderr

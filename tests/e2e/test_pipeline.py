@@ -30,10 +30,23 @@ def pipeline(definitions, engine, tmp_path_factory):
     acme = order_timeline("E2E-ACME-1")
     globex = order_timeline("E2E-GLOBEX-1", tenant="globex", warehouse="BER1", offset="+01:00")
     cancelled = [
-        {"event_id": "E2E-C-1-created", "tenant_id": "acme", "source": "oms", "event_type": "order_created",
-         "order_id": "E2E-CANCEL-1", "occurred_at": "2026-03-03T09:00:00-05:00", "units": 2},
-        {"event_id": "E2E-C-1-cancel", "tenant_id": "acme", "source": "oms", "event_type": "order_cancelled",
-         "order_id": "E2E-CANCEL-1", "occurred_at": "2026-03-03T09:30:00-05:00"},
+        {
+            "event_id": "E2E-C-1-created",
+            "tenant_id": "acme",
+            "source": "oms",
+            "event_type": "order_created",
+            "order_id": "E2E-CANCEL-1",
+            "occurred_at": "2026-03-03T09:00:00-05:00",
+            "units": 2,
+        },
+        {
+            "event_id": "E2E-C-1-cancel",
+            "tenant_id": "acme",
+            "source": "oms",
+            "event_type": "order_cancelled",
+            "order_id": "E2E-CANCEL-1",
+            "occurred_at": "2026-03-03T09:30:00-05:00",
+        },
     ]
     write_jsonl(events_dir / "e2e-1.jsonl", acme + cancelled)
     write_jsonl(events_dir / "e2e-2.jsonl", list(reversed(globex)) + acme[:3] + ['{"not": "an event"}'])
@@ -118,9 +131,17 @@ def test_rejected_record_is_kept_whole(pipeline, engine):
 
 def test_definitions_validate_with_the_dagster_cli(dbt_manifest):
     proc = subprocess.run(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "dagster") if (PROJECT_ROOT / ".venv").exists() else "dagster",
-         "definitions", "validate", "-w", str(PROJECT_ROOT / "workspace.yaml")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+        [
+            str(PROJECT_ROOT / ".venv" / "bin" / "dagster") if (PROJECT_ROOT / ".venv").exists() else "dagster",
+            "definitions",
+            "validate",
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
@@ -131,8 +152,13 @@ def test_asset_keys_groups_and_jobs_snapshot(definitions):
     graph = definitions.resolve_asset_graph()
     keys = {"/".join(k.path) for k in graph.get_all_asset_keys()}
     assert {
-        "raw/order_events", "reference/tenants", "reference/warehouses", "reference/sla_policies",
-        "reference/rate_cards", "staging/stg_landing__order_events", "intermediate/int_orders_milestoned",
+        "raw/order_events",
+        "reference/tenants",
+        "reference/warehouses",
+        "reference/sla_policies",
+        "reference/rate_cards",
+        "staging/stg_landing__order_events",
+        "intermediate/int_orders_milestoned",
         "marts/fct_orders",
     } <= keys
     assert graph.get(dg.AssetKey(["raw", "order_events"])).group_name == "ingestion"
@@ -140,4 +166,3 @@ def test_asset_keys_groups_and_jobs_snapshot(definitions):
     assert definitions.resolve_job_def("ingest_landing_events_job") is not None
     sensor_names = {s.name for s in definitions.sensors}
     assert {"landing_events_sensor", "automation_sensor"} <= sensor_names
-

@@ -26,8 +26,12 @@ def test_sensor_skips_readably_then_requests_a_run_that_pulls(engine, monkeypatc
 
     base = 9_400_000_000 + int(uid[:6], 16)
     store = OrderStore()
-    store.add([{"id": base + i, "created_at": T0.isoformat(),
-                "updated_at": (T0 + timedelta(minutes=i)).isoformat()} for i in range(3)])
+    store.add(
+        [
+            {"id": base + i, "created_at": T0.isoformat(), "updated_at": (T0 + timedelta(minutes=i)).isoformat()}
+            for i in range(3)
+        ]
+    )
     with ServerThread(create_app(store, "tok-e2e")) as server:
         monkeypatch.setenv("E2A_SHOPIFY_URL", server.url)
         monkeypatch.setenv("E2A_SHOPIFY_TOKEN", "wrong")

@@ -36,9 +36,7 @@ def _namespaced(ns: str, records: list[dict], versions: list[dict]) -> tuple[lis
 def test_permuted_and_duplicated_streams_give_the_clean_fct_orders(
     engine, reference, dbt_seeded, pg_info, tmp_path, uid
 ):
-    sim = Simulator(
-        reference, seed=4, anomalies=0.0, tag=uid[:6].upper(), shopify_tenant="acme", shopify_share=0.7
-    )
+    sim = Simulator(reference, seed=4, anomalies=0.0, tag=uid[:6].upper(), shopify_tenant="acme", shopify_share=0.7)
     orders = list(sim.orders(8, START, START + timedelta(days=1)))
     records = [e.record for o in orders for e in o.events]
     versions = [payload for o in orders for _, payload in o.shopify_versions]

@@ -38,25 +38,49 @@ def july(engine, reference, dbt_seeded, tmp_path_factory):
     folder = tmp_path_factory.mktemp("billing-partitions")
     events = []
     events += shipped_order(
-        f"{p}-O1", paid="2026-07-02T09:00:00-04:00", handed="2026-07-02T21:30:00-04:00",
-        units=2, cartons=1, postage="6.00",
+        f"{p}-O1",
+        paid="2026-07-02T09:00:00-04:00",
+        handed="2026-07-02T21:30:00-04:00",
+        units=2,
+        cartons=1,
+        postage="6.00",
     )
     events += shipped_order(
-        f"{p}-O2", paid="2026-07-03T08:00:00-04:00", handed="2026-07-03T10:00:00-04:00",
-        units=1, cartons=1, postage="5.00",
+        f"{p}-O2",
+        paid="2026-07-03T08:00:00-04:00",
+        handed="2026-07-03T10:00:00-04:00",
+        units=1,
+        cartons=1,
+        postage="5.00",
     )
     events += shipped_order(
-        f"{p}-O3", paid="2026-07-03T09:00:00-04:00", handed="2026-07-03T15:00:00-04:00",
-        units=1, cartons=1, postage="5.00",
+        f"{p}-O3",
+        paid="2026-07-03T09:00:00-04:00",
+        handed="2026-07-03T15:00:00-04:00",
+        units=1,
+        cartons=1,
+        postage="5.00",
     )
     events.append(event(f"{p}-O3", "return_received", "wms", "2026-07-08T12:00:00-04:00", warehouse_id="NJ1"))
     events += shipped_order(
-        f"{p}-G1", paid="2026-07-02T09:00:00+02:00", handed="2026-07-02T23:30:00+02:00",
-        units=1, cartons=1, postage="4.00", tenant="globex", warehouse="BER1",
+        f"{p}-G1",
+        paid="2026-07-02T09:00:00+02:00",
+        handed="2026-07-02T23:30:00+02:00",
+        units=1,
+        cartons=1,
+        postage="4.00",
+        tenant="globex",
+        warehouse="BER1",
     )
     events += shipped_order(
-        f"{p}-G2", paid="2026-07-02T10:00:00+02:00", handed="2026-07-03T00:30:00+02:00",
-        units=1, cartons=1, postage="4.00", tenant="globex", warehouse="BER1",
+        f"{p}-G2",
+        paid="2026-07-02T10:00:00+02:00",
+        handed="2026-07-03T00:30:00+02:00",
+        units=1,
+        cartons=1,
+        postage="4.00",
+        tenant="globex",
+        warehouse="BER1",
     )
     loaded = ingest_file(engine, write_events(folder / f"{p}.jsonl", events), reference)
     assert loaded.rejected == 0, loaded.reject_codes
@@ -221,8 +245,15 @@ def test_invoice_and_late_events_make_days_stale_and_the_schedule_and_sensor_ref
 
     # Late events: O1 was handed over a day earlier (an earlier pickup scan), O2 was cancelled.
     late = [
-        event(f"{p}-O1", "carrier_pickup", "wms", "2026-07-01T18:00:00-04:00", event_id=f"{p}-O1-early",
-              warehouse_id="NJ1", carrier="ups"),
+        event(
+            f"{p}-O1",
+            "carrier_pickup",
+            "wms",
+            "2026-07-01T18:00:00-04:00",
+            event_id=f"{p}-O1-early",
+            warehouse_id="NJ1",
+            carrier="ups",
+        ),
         event(f"{p}-O2", "order_cancelled", "oms", "2026-07-05T08:00:00-04:00"),
     ]
     assert ingest_file(engine, write_events(folder / f"{p}-late.jsonl", late), reference).rejected == 0

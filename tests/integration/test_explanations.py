@@ -144,17 +144,13 @@ def test_good_output_is_stored_with_tokens_and_cost(engine, marts, uid):
         (lambda r: good_answer(r, label="LOST_IN_SPACE"), "fallback:schema_violation", "LOST_IN_SPACE"),
         (lambda r: good_answer(r, confidence=1.5), "fallback:schema_violation", "confidence"),
         (
-            lambda r: good_answer(
-                r, ops_note="Picking finished 37 minutes late; the wave was short of pickers."
-            ),
+            lambda r: good_answer(r, ops_note="Picking finished 37 minutes late; the wave was short of pickers."),
             "fallback:ungrounded_number",
             "37",
         ),
         (lambda r: good_answer(r, order_id="A0000-9"), "fallback:wrong_order_id", "A0000-9"),
         (
-            lambda r: good_answer(
-                r, client_note="Sorry, the SLA was breached; we will issue a credit for it."
-            ),
+            lambda r: good_answer(r, client_note="Sorry, the SLA was breached; we will issue a credit for it."),
             "fallback:internal_term",
             "sla",
         ),
@@ -235,9 +231,7 @@ def test_timeout_falls_back_and_is_retried_next_run(engine, marts, uid):
         fake.script = [("hang",)]
         cfg = config(fake, uid, timeout_s=0.3)
         first = run(engine, marts, cfg)
-        assert (
-            first.statuses == {"fallback:llm_timeout": 1} and len(fake.requests) == 1
-        )  # no retry on timeout
+        assert first.statuses == {"fallback:llm_timeout": 1} and len(fake.requests) == 1  # no retry on timeout
         [row] = rows(engine, uid)
         assert row["generator"] == "template" and "timeout" in row["status_detail"]
         second = run(engine, marts, cfg)

@@ -43,9 +43,7 @@ def _count(engine, sql: str, **params) -> int:
         return conn.execute(sa.text(sql), params).scalar_one()
 
 
-def test_sigkill_mid_file_then_recovery_loads_each_event_exactly_once(
-    engine, reference, pg_info, events_dir, uid
-):
+def test_sigkill_mid_file_then_recovery_loads_each_event_exactly_once(engine, reference, pg_info, events_dir, uid):
     events = [
         e | {"event_id": f"{e['event_id']}-{i}", "order_id": f"K{uid}-{i}"}
         for i in range(15)
@@ -120,18 +118,11 @@ def test_sigkill_mid_shopify_pull_resumes_at_the_committed_page(engine, pg_info,
         result = pull_orders(engine, ShopifyClient(config), tenants={"acme"})
     assert result.resumed and (result.pages, result.inserted, result.duplicates) == (3, 5, 0)
     assert _count(engine, count, s=server.url) == 9
-    assert (
-        _count(
-            engine, "select count(distinct order_id) from raw.shopify_orders where shop = :s", s=server.url
-        )
-        == 9
-    )
+    assert _count(engine, "select count(distinct order_id) from raw.shopify_orders where shop = :s", s=server.url) == 9
     assert read_cursor(engine, server.url).high_water_mark == T0 + timedelta(minutes=8)
 
 
-def test_dlq_replay_after_a_seed_fix_then_attempts_failed_and_discard(
-    engine, reference, events_dir, tmp_path, uid
-):
+def test_dlq_replay_after_a_seed_fix_then_attempts_failed_and_discard(engine, reference, events_dir, tmp_path, uid):
     tenant = f"t{uid}"
     good = order_timeline(f"R{uid}-1", tenant=tenant)[:2]
     path = write_jsonl(events_dir / f"dlq-{uid}.jsonl", [*good, '{"event_id": "half a record'])

@@ -55,8 +55,9 @@ def test_good_file_loads_and_redrop_is_a_noop(engine, reference, events_dir, uid
 def test_same_events_in_any_file_order_or_format_give_identical_rows(engine, reference, events_dir, uid):
     """Loading the events once, twice, shuffled across files, or as CSV: the raw rows are the same."""
     prefix = f"S{uid}"
-    events = order_timeline(f"{prefix}-1") + order_timeline(f"{prefix}-2", tenant="globex", warehouse="BER1",
-                                                            offset="+01:00")
+    events = order_timeline(f"{prefix}-1") + order_timeline(
+        f"{prefix}-2", tenant="globex", warehouse="BER1", offset="+01:00"
+    )
     ingest_file(engine, write_jsonl(events_dir / f"{uid}-a.jsonl", events), reference)
     baseline = _raw_rows(engine, prefix)
     assert len(baseline) == 18
@@ -161,8 +162,9 @@ def test_crash_mid_file_leaves_nothing_and_reload_completes(engine, reference, e
     assert _raw_rows(engine, f"X{uid}") == []
     assert _rejects(engine, path.name) == []
     with engine.connect() as conn:
-        ledger = conn.execute(sa.text("select count(*) from ops.ingested_files where file_name = :f"),
-                              {"f": path.name}).scalar_one()
+        ledger = conn.execute(
+            sa.text("select count(*) from ops.ingested_files where file_name = :f"), {"f": path.name}
+        ).scalar_one()
     assert ledger == 0
 
     result = ingest_file(engine, path, reference, batch_size=10)

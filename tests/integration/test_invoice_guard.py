@@ -342,9 +342,7 @@ def _adjustments(engine, invoice: str) -> list[dict]:
         return [
             dict(r)
             for r in conn.execute(
-                sa.text(
-                    "select * from actions.invoice_adjustments where invoice_id = :i order by adjustment_id"
-                ),
+                sa.text("select * from actions.invoice_adjustments where invoice_id = :i order by adjustment_id"),
                 {"i": invoice},
             ).mappings()
         ]
@@ -375,10 +373,7 @@ def test_adjustments_are_idempotent_and_superseded_when_fixed(engine, pg_info, r
     assert dup["expected"]["rate_card_id"] == "acme_standard" and dup["expected"]["rate_card_version"] == 1
     assert dup["source_event_ids"][0]["event_id"] == f"{p}-A3-carrier_pickup"
     credit = by_key[("SLA_CREDIT", "A7")]["evidence"]
-    assert (
-        credit["sla_policy"]["policy_version"] is not None
-        and credit["sla_policy"]["credit_terms_version"] == 1
-    )
+    assert credit["sla_policy"]["policy_version"] is not None and credit["sla_policy"]["credit_terms_version"] == 1
 
     # Second run over the same data: nothing changes, not even updated_at.
     again = sync_adjustments(engine, reference)
@@ -395,10 +390,7 @@ def test_adjustments_are_idempotent_and_superseded_when_fixed(engine, pg_info, r
     assert ingest_billing_file(engine, fix, reference).superseding == 1
     dbt_build(pg_info, "stg_billing__invoice_lines fct_expected_charges fct_invoice_reconciliation")
     sync_adjustments(engine, reference)
-    after = {
-        (a["charge_code"], (a["order_id"] or "").removeprefix(p + "-")): a
-        for a in _adjustments(engine, march)
-    }
+    after = {(a["charge_code"], (a["order_id"] or "").removeprefix(p + "-")): a for a in _adjustments(engine, march)}
     assert after[("PICK_UNIT", "A1")]["status"] == "superseded"
     assert after[("PICK_UNIT", "A1")]["superseded_at"] is not None
     assert {k for k, a in after.items() if a["status"] == "open"} == set(summary) - {("PICK_UNIT", "A1")}

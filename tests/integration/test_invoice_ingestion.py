@@ -118,9 +118,7 @@ def test_bad_lines_go_to_the_dlq_with_specific_codes(engine, reference, tmp_path
     assert ingest_billing_file(engine, path, reference).skipped  # the ledger: a re-dropped file is a no-op
 
 
-def test_identical_line_in_another_file_is_a_noop_and_a_changed_line_a_new_version(
-    engine, reference, tmp_path, uid
-):
+def test_identical_line_in_another_file_is_a_noop_and_a_changed_line_a_new_version(engine, reference, tmp_path, uid):
     inv = f"INV-V{uid}"
     row = [
         inv,
@@ -138,12 +136,8 @@ def test_identical_line_in_another_file_is_a_noop_and_a_changed_line_a_new_versi
     ]
     first = ingest_billing_file(engine, _write(tmp_path / "a.csv", [row]), reference)
     # Same line, written differently ("2.5" vs "2.50"): the same content, so nothing new.
-    same = ingest_billing_file(
-        engine, _write(tmp_path / "b.csv", [[*row[:9], "2.5", "2.5", "USD"], row]), reference
-    )
-    changed = ingest_billing_file(
-        engine, _write(tmp_path / "c.csv", [[*row[:9], "2.25", "2.25", "USD"]]), reference
-    )
+    same = ingest_billing_file(engine, _write(tmp_path / "b.csv", [[*row[:9], "2.5", "2.5", "USD"], row]), reference)
+    changed = ingest_billing_file(engine, _write(tmp_path / "c.csv", [[*row[:9], "2.25", "2.25", "USD"]]), reference)
     assert (first.loaded, same.loaded, same.duplicates, changed.loaded, changed.superseding) == (
         1,
         0,

@@ -60,8 +60,7 @@ def test_rendered_prompts_carry_no_customer_pii(engine, reference, events_dir, u
     with engine.connect() as conn:  # the PII really is in the database, next to the facts we read
         stored = conn.execute(
             sa.text(
-                "select count(*) from raw.order_events where order_id like :p "
-                "and payload::text like '%customer_email%'"
+                "select count(*) from raw.order_events where order_id like :p and payload::text like '%customer_email%'"
             ),
             {"p": f"P{uid}-%"},
         ).scalar()
@@ -112,9 +111,7 @@ def test_rendered_prompts_carry_no_customer_pii(engine, reference, events_dir, u
         assert all(len(item.facts["timeline"]) >= 2 for item in items)  # the timelines did come through
         rendered = []
         for item in items:
-            rendered += prompt.render(
-                facts=item.facts, allowed_labels=ref.labels_for(item.stage), limits=LIMITS
-            )
+            rendered += prompt.render(facts=item.facts, allowed_labels=ref.labels_for(item.stage), limits=LIMITS)
             draft = template_narrative(item, ref)
             rendered += [draft.ops_note, draft.client_note]
         haystack = "\n".join(rendered).lower()

@@ -31,13 +31,7 @@ DAY = "2026-08-11"
 
 def _events(prefix: str) -> list[dict]:
     def ev(order: str, kind: str, at: str, tenant: str = "acme", **extra) -> dict:
-        source = (
-            "wms"
-            if kind.startswith(("pick", "pack", "carrier_"))
-            else "carrier"
-            if kind == "delivered"
-            else "oms"
-        )
+        source = "wms" if kind.startswith(("pick", "pack", "carrier_")) else "carrier" if kind == "delivered" else "oms"
         if source == "wms":
             extra.setdefault("warehouse_id", "BER1" if tenant == "globex" else "NJ1")
         return {
@@ -262,9 +256,7 @@ def test_bi_roles_read_marts_only_and_tenants_see_their_rows(engine, pg_info, bu
     with _connect(pg_info, "e2a_bi", passwords["e2a_bi"].value) as conn:
         tenants = {
             r[0]
-            for r in conn.execute(
-                "select tenant_id from marts.fct_sla_evaluations where order_id like %s", (like,)
-            )
+            for r in conn.execute("select tenant_id from marts.fct_sla_evaluations where order_id like %s", (like,))
         }
         assert tenants == {"acme", "globex"}
         assert conn.execute("select count(*) from actions.notifications").fetchone()[0] >= 0
@@ -280,10 +272,7 @@ def test_bi_roles_read_marts_only_and_tenants_see_their_rows(engine, pg_info, bu
     def visible(role: str, relation: str) -> set[str]:
         with _connect(pg_info, role, passwords[role].value) as conn:
             assert _denied(conn, "select 1 from raw.order_events limit 1")
-            return {
-                r[0]
-                for r in conn.execute(f"select tenant_id from {relation} where order_id like %s", (like,))
-            }
+            return {r[0] for r in conn.execute(f"select tenant_id from {relation} where order_id like %s", (like,))}
 
     for relation in ("marts.fct_sla_evaluations", "marts.fct_sla_exceptions", "marts.fct_orders"):
         assert visible("e2a_bi_acme", relation) == {"acme"}, relation
@@ -385,9 +374,7 @@ def test_negative_minutes_late_blocks_notifications(engine, built, uid):
         """),
             {"o": order_id},
         )
-    selection = dg.AssetSelection.checks(sla_evaluations_are_consistent) | dg.AssetSelection.assets(
-        notifications
-    )
+    selection = dg.AssetSelection.checks(sla_evaluations_are_consistent) | dg.AssetSelection.assets(notifications)
     try:
         with dg.DagsterInstance.ephemeral() as instance:
             result = _definitions_job(selection).execute_in_process(instance=instance, raise_on_error=False)
@@ -398,17 +385,13 @@ def test_negative_minutes_late_blocks_notifications(engine, built, uid):
         assert order_id in sample and "expect_column_values_to_be_between(minutes_late)" in sample
     finally:
         with engine.begin() as conn:
-            conn.execute(
-                sa.text("delete from marts.fct_sla_evaluations where order_id = :o"), {"o": order_id}
-            )
+            conn.execute(sa.text("delete from marts.fct_sla_evaluations where order_id = :o"), {"o": order_id})
 
 
 def test_sla_evaluation_suite_passes_on_the_built_mart(engine, built):
     outcome = quality.check_sla_evaluations(engine)
     assert (outcome.passed, outcome.failed_rows) == (True, [])
-    mine = _rows(
-        engine, "select count(*) as n from marts.fct_sla_evaluations where order_id like :p", p=f"{built}-%"
-    )
+    mine = _rows(engine, "select count(*) as n from marts.fct_sla_evaluations where order_id like :p", p=f"{built}-%")
     assert mine == [{"n": 14}]  # A1, A2, G1: pick, pack, ship, deliver; A3: pick, ship (never picked)
     assert outcome.rows_checked >= 14
 
@@ -431,9 +414,7 @@ def test_notifications_retry_on_500_and_never_resend(engine, built):
         return Notifier(webhook_url=url, backoff_seconds=0.001, min_interval_seconds=0.0, max_per_run=10_000)
 
     with WebhookServer(respond) as hook:
-        first = dg.materialize(
-            [notifications], resources={"database": Database(), "notifier": notifier(hook.url)}
-        )
+        first = dg.materialize([notifications], resources={"database": Database(), "notifier": notifier(hook.url)})
         assert first.success
         assert sorted(hook.texts(a3)) == [
             f"Critical SLA breach: acme pick stage of order {a3}",
@@ -443,9 +424,7 @@ def test_notifications_retry_on_500_and_never_resend(engine, built):
         ]
         assert len(hook.texts(a3, status=200)) == 2
         posted = len(hook.requests)
-        again = dg.materialize(
-            [notifications], resources={"database": Database(), "notifier": notifier(hook.url)}
-        )
+        again = dg.materialize([notifications], resources={"database": Database(), "notifier": notifier(hook.url)})
         assert again.success and len(hook.requests) == posted  # nothing new, nothing re-sent
         assert set(Counter(hook.texts(status=200)).values()) == {1}  # every subject delivered exactly once
     rows = _rows(
@@ -510,8 +489,11 @@ def test_radar_report_asset_writes_the_page(engine, built, pg_info):
     # (all met) -> 8 met of 11 due = 72.7 %
     assert "2026-08-11: 72.7% of 11 due" in html
     # open exceptions opened in the 30 days up to the report date: A3's pick and ship (G1's deliver opens 08-18)
-    rows = re.findall(r'<tr class="exception" data-exception-id="\w+">\s*<td>(\w+)</td><td>([\w-]+)</td>'
-                      r'<td>(\w+)</td><td>\w+</td>\s*<td class="\w+">(\w+)</td>', html)
+    rows = re.findall(
+        r'<tr class="exception" data-exception-id="\w+">\s*<td>(\w+)</td><td>([\w-]+)</td>'
+        r'<td>(\w+)</td><td>\w+</td>\s*<td class="\w+">(\w+)</td>',
+        html,
+    )
     assert rows == [("acme", f"{built}-A3", "pick", "critical"), ("acme", f"{built}-A3", "ship", "critical")]
     assert html.count('<td class="narrative">—</td>') == 2
 
@@ -541,9 +523,7 @@ def test_volume_drop_of_a_whole_file_is_flagged(engine, uid):
                     },
                 )
     try:
-        outcome = quality.check_event_volume(
-            engine, None, today=datetime(2026, 11, 28, tzinfo=UTC), sources=[source]
-        )
+        outcome = quality.check_event_volume(engine, None, today=datetime(2026, 11, 28, tzinfo=UTC), sources=[source])
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("delete from raw.order_events where source = :s"), {"s": source})
@@ -599,9 +579,7 @@ def test_invoice_suites_on_scratch_tables(engine, uid):
         adjustments = quality.check_invoice_adjustments(engine, schema, schema)
         # INV1: -(0.25 - 0.70) = 0.45 = -0.25 + 0.70 balances; INV2: -2.00 expected, -2.50 open -> imbalance
         assert not adjustments.passed
-        assert [(r["invoice_id"], r["imbalance"]) for r in adjustments.failed_rows] == [
-            ("INV2", pytest.approx(-0.5))
-        ]
+        assert [(r["invoice_id"], r["imbalance"]) for r in adjustments.failed_rows] == [("INV2", pytest.approx(-0.5))]
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text(f"drop schema {schema} cascade"))

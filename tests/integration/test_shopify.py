@@ -97,9 +97,7 @@ def test_pull_from_mock_store_pages_through_rate_limit_and_resumes_from_the_high
     app = create_app(
         store,
         "shpat_secret_token",
-        rate_limit=RateLimit(
-            capacity=1, leak_per_second=50, retry_after=0.01, clock=lambda: next(ticks) * 0.01
-        ),
+        rate_limit=RateLimit(capacity=1, leak_per_second=50, retry_after=0.01, clock=lambda: next(ticks) * 0.01),
     )
     with ServerThread(app) as server:
         client = ShopifyClient(_config(server.url, page_size=2))
@@ -196,9 +194,7 @@ def test_stand_in_500s_429_malformed_page_and_bad_order_lose_nothing(engine, uid
     assert [oid for oid, _ in _stored(engine, server.url)] == [str(base), str(base + 1), str(base + 2)]
     rejects = _rejects(engine, server.url)
     assert [r["error_code"] for r in rejects] == ["malformed_page", "naive_timestamp"]
-    assert rejects[0]["location"].endswith("page_info=p2") and rejects[0]["raw"].startswith(
-        '{"orders": [{"id": 1'
-    )
+    assert rejects[0]["location"].endswith("page_info=p2") and rejects[0]["raw"].startswith('{"orders": [{"id": 1')
     assert rejects[1]["location"].endswith("page_info=p3#orders[1]")
     assert json.loads(rejects[1]["raw"])["id"] == base + 3
     # The malformed page's orders are unknown: the high-water mark stays, so the next pull covers them again.
@@ -246,9 +242,7 @@ def test_every_fixture_payload_ingests_and_stages_into_fct_orders(
         ("c-single", "order.json"),
     ):
         shop = f"https://{prefix}-{uid}.myshopify.example"
-        result = load_documents(
-            engine, [(f"{shop}/fixtures/{name}", docs[name])], shop=shop, tenant_id="acme"
-        )
+        result = load_documents(engine, [(f"{shop}/fixtures/{name}", docs[name])], shop=shop, tenant_id="acme")
         assert (result.orders, result.inserted, result.rejected) == (1, 1, 0), name
 
     records = []
@@ -272,8 +266,7 @@ def test_every_fixture_payload_ingests_and_stages_into_fct_orders(
         [
             "build",
             "--select",
-            "stg_landing__order_events stg_shopify__orders stg_shopify__order_events "
-            "int_orders_milestoned fct_orders",
+            "stg_landing__order_events stg_shopify__orders stg_shopify__order_events int_orders_milestoned fct_orders",
             "--exclude",
             "test_type:unit",
         ],

@@ -39,16 +39,37 @@ class Orders:
     def id(self, name: str) -> str:
         return f"{self.prefix}-{name}"
 
-    def add(self, name: str, event_type: str, at: str, *, tenant: str = "acme", source: str | None = None,
-            suffix: str = "", **extra) -> None:
-        source = source or ("wms" if event_type.startswith(("pick", "pack", "label", "carrier_"))
-                            else "carrier" if event_type in ("picked_up", "delivered") else "oms")
+    def add(
+        self,
+        name: str,
+        event_type: str,
+        at: str,
+        *,
+        tenant: str = "acme",
+        source: str | None = None,
+        suffix: str = "",
+        **extra,
+    ) -> None:
+        source = source or (
+            "wms"
+            if event_type.startswith(("pick", "pack", "label", "carrier_"))
+            else "carrier"
+            if event_type in ("picked_up", "delivered")
+            else "oms"
+        )
         if source == "wms":
             extra.setdefault("warehouse_id", "BER1" if tenant == "globex" else "NJ1")
-        self.events.append({
-            "event_id": f"{self.id(name)}-{event_type}{suffix}", "tenant_id": tenant, "source": source,
-            "event_type": event_type, "order_id": self.id(name), "occurred_at": at, **extra,
-        })
+        self.events.append(
+            {
+                "event_id": f"{self.id(name)}-{event_type}{suffix}",
+                "tenant_id": tenant,
+                "source": source,
+                "event_type": event_type,
+                "order_id": self.id(name),
+                "occurred_at": at,
+                **extra,
+            }
+        )
 
 
 def build_cases(o: Orders) -> None:
@@ -105,17 +126,23 @@ def build_cases(o: Orders) -> None:
 
 def _evaluations(engine, prefix: str) -> dict[tuple[str, str], dict]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("select * from marts.fct_sla_evaluations where order_id like :p"), {"p": prefix + "-%"}
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                sa.text("select * from marts.fct_sla_evaluations where order_id like :p"), {"p": prefix + "-%"}
+            )
+            .mappings()
+            .all()
+        )
     return {(r["order_id"].removeprefix(prefix + "-"), r["stage"]): dict(r) for r in rows}
 
 
 def _exceptions(engine, prefix: str) -> dict[tuple[str, str], dict]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("select * from marts.fct_sla_exceptions where order_id like :p"), {"p": prefix + "-%"}
-        ).mappings().all()
+        rows = (
+            conn.execute(sa.text("select * from marts.fct_sla_exceptions where order_id like :p"), {"p": prefix + "-%"})
+            .mappings()
+            .all()
+        )
     return {(r["order_id"].removeprefix(prefix + "-"), r["stage"]): dict(r) for r in rows}
 
 
@@ -138,17 +165,28 @@ def sla(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
     run_dbt(["build", *SELECT, "--vars", json.dumps({"as_of": AS_OF})], pg_info)
     pinned = _evaluations(engine, prefix), _exceptions(engine, prefix)
     with engine.connect() as conn:
-        compliance = conn.execute(sa.text(
-            "select * from marts.agg_sla_compliance_daily"
-            " where tenant_id = 'globex' and warehouse_id = 'BER1' "
-            "and stage = 'pick' and due_local_date = '2026-03-30'"
-        )).mappings().one()
+        compliance = (
+            conn.execute(
+                sa.text(
+                    "select * from marts.agg_sla_compliance_daily"
+                    " where tenant_id = 'globex' and warehouse_id = 'BER1' "
+                    "and stage = 'pick' and due_local_date = '2026-03-30'"
+                )
+            )
+            .mappings()
+            .one()
+        )
     run_dbt(["build", *SELECT], pg_info)  # live: everything recomputed (the previous build was pinned)
     live_full = _evaluations(engine, prefix), _exceptions(engine, prefix)
     run_dbt(["build", *SELECT], pg_info)  # live again: incremental
     live_incremental = _evaluations(engine, prefix), _exceptions(engine, prefix)
-    return {"pinned": pinned, "compliance": dict(compliance), "live": live_full,
-            "live_incremental": live_incremental, "calendar": calendar}
+    return {
+        "pinned": pinned,
+        "compliance": dict(compliance),
+        "live": live_full,
+        "live_incremental": live_incremental,
+        "calendar": calendar,
+    }
 
 
 # (order, stage) -> (due_at UTC, status at AS_OF), worked out by hand.
@@ -224,8 +262,10 @@ def test_due_time_and_status_at_as_of(sla, case):
 
 def test_policy_resolution_records_policy_and_version(sla):
     evaluations, _ = sla["pinned"]
-    picked = {name: (evaluations[name, "pick"]["policy_id"], evaluations[name, "pick"]["policy_version"])
-              for name in ("before_switch", "after_switch", "globex_june", "columbus")}
+    picked = {
+        name: (evaluations[name, "pick"]["policy_id"], evaluations[name, "pick"]["policy_version"])
+        for name in ("before_switch", "after_switch", "globex_june", "columbus")
+    }
     assert picked == {
         "before_switch": ("default_pick", 1),
         "after_switch": ("acme_pick", 2),
@@ -242,10 +282,16 @@ def test_lateness_severity_and_events_that_did_not_start_a_clock(sla):
     evaluations, _ = sla["pinned"]
     late = evaluations["after_close", "pick"]
     assert (late["ended_at"], late["minutes_late"], late["severity"]) == (
-        utc("2026-03-03T10:30:00-05:00"), Decimal("30.00"), "minor")
+        utc("2026-03-03T10:30:00-05:00"),
+        Decimal("30.00"),
+        "minor",
+    )
     overdue = evaluations["overdue", "pick"]
     assert (overdue["minutes_late"], overdue["severity"], overdue["reason_code"]) == (
-        Decimal("1050.00"), "critical", "PICK_BACKLOG")
+        Decimal("1050.00"),
+        "critical",
+        "PICK_BACKLOG",
+    )
     met = evaluations["weekend", "pick"]
     assert (met["minutes_late"], met["severity"], met["reason_code"]) == (None, None, None)
     assert evaluations["twice", "pick"]["ended_at"] == utc("2026-03-05T10:30:00-05:00")
@@ -259,14 +305,21 @@ def test_exceptions_at_as_of(sla):
     _, exceptions = sla["pinned"]
     overdue = exceptions["overdue", "pick"]
     assert (overdue["status"], overdue["opened_at"], overdue["resolved_at"], overdue["severity"]) == (
-        "open", utc("2026-11-19T21:30:00+00:00"), None, "critical")
+        "open",
+        utc("2026-11-19T21:30:00+00:00"),
+        None,
+        "critical",
+    )
     assert exceptions["at_risk", "pick"]["status"] == "at_risk"
     assert exceptions["after_close", "pick"]["status"] == "resolved"
     assert exceptions["after_close", "pick"]["resolved_at"] == utc("2026-03-03T10:30:00-05:00")
     # Cancelled 22 h after the 11:00 EST due: the open exception closes as cancelled (1320 min, critical)
     cancelled = exceptions["cancel_late", "pick"]
     assert (cancelled["status"], cancelled["minutes_late"], cancelled["severity"]) == (
-        "cancelled", Decimal("1320.00"), "critical")
+        "cancelled",
+        Decimal("1320.00"),
+        "critical",
+    )
     # Met stages, on-track stages and orders cancelled before due are no exceptions
     for key in [("weekend", "pick"), ("on_track", "pick"), ("cancelled", "pick"), ("open_hold", "pick")]:
         assert key not in exceptions
@@ -280,22 +333,28 @@ def test_exception_resolves_when_the_late_milestone_lands_and_ids_never_change(s
     resolved = live["overdue", "pick"]
     assert resolved["exception_id"] == pinned["overdue", "pick"]["exception_id"]
     assert (resolved["status"], resolved["resolved_at"], resolved["minutes_late"]) == (
-        "resolved", utc("2026-11-20T17:00:00+00:00"), Decimal("1170.00"))  # 16:30 Thu -> 12:00 Fri EST
+        "resolved",
+        utc("2026-11-20T17:00:00+00:00"),
+        Decimal("1170.00"),
+    )  # 16:30 Thu -> 12:00 Fri EST
     # Ids are the same in every build; nothing is duplicated or reopened by the incremental rebuild.
     shared = set(pinned) & set(live)
     assert shared and all(pinned[k]["exception_id"] == live[k]["exception_id"] for k in shared)
     # (open ones are re-evaluated at the new as_of, so only their minutes late may grow)
     stable = ("exception_id", "status", "opened_at", "resolved_at", "reason_code", "policy_id", "due_at")
     assert {k: [r[c] for c in stable] for k, r in incremental.items()} == {
-        k: [r[c] for c in stable] for k, r in live.items()}
+        k: [r[c] for c in stable] for k, r in live.items()
+    }
     assert {k: (r["due_at"], r["status"]) for k, r in incremental_evaluations.items()} == {
-        k: (r["due_at"], r["status"]) for k, r in live_evaluations.items()}
+        k: (r["due_at"], r["status"]) for k, r in live_evaluations.items()
+    }
     # final rows are not rewritten by the incremental build
     assert incremental_evaluations["weekend", "pick"]["as_of"] == live_evaluations["weekend", "pick"]["as_of"]
     running = ("before_open", "ship")
     assert incremental_evaluations[running]["as_of"] > live_evaluations[running]["as_of"]
-    assert not any(row["status"] == "open" and key in pinned and pinned[key]["status"] == "resolved"
-                   for key, row in live.items())
+    assert not any(
+        row["status"] == "open" and key in pinned and pinned[key]["status"] == "resolved" for key, row in live.items()
+    )
 
 
 def test_compliance_counts_due_stages_only(sla):
@@ -323,11 +382,13 @@ def test_refresh_job_records_counts_by_status_and_severity(sla, dbt_manifest):
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance)
     assert result.success
-    by_key = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node(
-        "e2a_dbt_models")}
+    by_key = {
+        m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("e2a_dbt_models")
+    }
     evaluations = by_key["marts/fct_sla_evaluations"]
-    statuses = {k: evaluations[f"status_{k}"].value for k in
-                ("met", "late", "overdue", "at_risk", "on_track", "cancelled")}
+    statuses = {
+        k: evaluations[f"status_{k}"].value for k in ("met", "late", "overdue", "at_risk", "on_track", "cancelled")
+    }
     # at least this module's final rows (other tests share the database, so lower bounds only)
     assert statuses["met"] >= 9 and statuses["late"] >= 4 and statuses["cancelled"] >= 5
     assert evaluations["dagster/row_count"].value == sum(statuses.values())

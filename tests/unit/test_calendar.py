@@ -6,14 +6,42 @@ import pytest
 
 from e2a_dagster.lib.calendar import calendar_days, calendar_window
 
-NJ1 = {"warehouse_id": "NJ1", "time_zone": "America/New_York", "country": "US", "subdivision": "NJ",
-       "open_time": "08:00", "close_time": "18:00", "cutoff_time": "14:00", "working_days": "1|2|3|4|5"}
-BER1 = {"warehouse_id": "BER1", "time_zone": "Europe/Berlin", "country": "DE", "subdivision": "BE",
-        "open_time": "07:00", "close_time": "16:00", "cutoff_time": "12:00", "working_days": "1|2|3|4|5"}
-COLUMBUS = {"warehouse_id": "NJ1", "local_date": "2026-10-12", "is_open": "true", "open_time": "08:00",
-            "close_time": "18:00", "reason": "Open on Columbus Day"}
-INVENTORY = {"warehouse_id": "BER1", "local_date": "2026-03-31", "is_open": "false", "open_time": "",
-             "close_time": "", "reason": "Inventory count"}
+NJ1 = {
+    "warehouse_id": "NJ1",
+    "time_zone": "America/New_York",
+    "country": "US",
+    "subdivision": "NJ",
+    "open_time": "08:00",
+    "close_time": "18:00",
+    "cutoff_time": "14:00",
+    "working_days": "1|2|3|4|5",
+}
+BER1 = {
+    "warehouse_id": "BER1",
+    "time_zone": "Europe/Berlin",
+    "country": "DE",
+    "subdivision": "BE",
+    "open_time": "07:00",
+    "close_time": "16:00",
+    "cutoff_time": "12:00",
+    "working_days": "1|2|3|4|5",
+}
+COLUMBUS = {
+    "warehouse_id": "NJ1",
+    "local_date": "2026-10-12",
+    "is_open": "true",
+    "open_time": "08:00",
+    "close_time": "18:00",
+    "reason": "Open on Columbus Day",
+}
+INVENTORY = {
+    "warehouse_id": "BER1",
+    "local_date": "2026-03-31",
+    "is_open": "false",
+    "open_time": "",
+    "close_time": "",
+    "reason": "Inventory count",
+}
 
 
 def _days(first: str, last: str):
@@ -45,21 +73,29 @@ def test_holidays_close_and_exceptions_override():
     days = _days("2026-10-09", "2026-10-13") | _days("2026-05-25", "2026-05-25") | _days("2026-03-31", "2026-03-31")
     memorial = days["NJ1", "2026-05-25"]
     assert (memorial.is_business_day, memorial.holiday_name, memorial.is_carrier_business_day) == (
-        False, "Memorial Day", False)
+        False,
+        "Memorial Day",
+        False,
+    )
     columbus = days["NJ1", "2026-10-12"]
     assert columbus.is_business_day and columbus.exception_reason == "Open on Columbus Day"
     assert columbus.is_public_holiday and not columbus.is_carrier_business_day  # carriers still observe it
     assert utc(columbus.open_at.isoformat()) == utc("2026-10-12T12:00:00+00:00")
     inventory = days["BER1", "2026-03-31"]
     assert (inventory.is_business_day, inventory.holiday_name, inventory.is_carrier_business_day) == (
-        False, "Inventory count", True)
+        False,
+        "Inventory count",
+        True,
+    )
     assert days["BER1", "2026-10-12"].is_business_day  # Columbus Day is not a German holiday
 
 
 def test_window_covers_today_and_the_data():
     assert calendar_window(date(2026, 11, 28)) == (date(2025, 10, 24), date(2027, 1, 27))
     assert calendar_window(date(2026, 11, 28), date(2024, 1, 10), date(2027, 3, 1), before=10, after=5) == (
-        date(2023, 12, 31), date(2027, 3, 6))
+        date(2023, 12, 31),
+        date(2027, 3, 6),
+    )
 
 
 def test_bad_exceptions_are_refused_with_a_clear_message():

@@ -1,6 +1,5 @@
 """Invoice guard wiring in the code location: the daily partitions, the nightly job, its schedules and sensor."""
 
-
 import dagster as dg
 
 ACTIVITY = dg.AssetKey(["intermediate", "int_billable_activities_metered"])

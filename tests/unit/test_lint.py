@@ -102,10 +102,16 @@ def test_ai_review_parses_suggestions_and_scenarios_from_the_model():
 
     answer = {
         "suggestions": [{"file": "seeds/sla_policies.csv", "line": 6, "message": "acme pick is tighter"}],
-        "scenarios": [{"name": "after cutoff", "tenant_id": "acme", "warehouse_id": "NJ1",
-                       "as_of": "2026-03-03T18:00:00-05:00",
-                       "events": [{"event_type": "order_paid", "occurred_at": "2026-03-02T15:00:00-05:00"}],
-                       "expected": {"ship": "overdue"}}],
+        "scenarios": [
+            {
+                "name": "after cutoff",
+                "tenant_id": "acme",
+                "warehouse_id": "NJ1",
+                "as_of": "2026-03-03T18:00:00-05:00",
+                "events": [{"event_type": "order_paid", "occurred_at": "2026-03-02T15:00:00-05:00"}],
+                "expected": {"ship": "overdue"},
+            }
+        ],
     }
     with FakeLLM(default=lambda r: ("reply", json.dumps(answer))) as fake:
         cfg = LLMConfig(model="fake", base_url=fake.url, max_retries=0)

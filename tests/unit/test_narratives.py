@@ -50,9 +50,7 @@ def facts(stage="pick", status="late", severity="major", minutes_late=95):
         carrier="ups",
         service_level="ground",
     )
-    timeline = [
-        dict(event_type="order_paid", occurred_at=datetime(2026, 2, 13, 15, 5, tzinfo=NY), source="oms")
-    ]
+    timeline = [dict(event_type="order_paid", occurred_at=datetime(2026, 2, 13, 15, 5, tzinfo=NY), source="oms")]
     return build_facts(row, timeline, REF)
 
 
@@ -174,8 +172,6 @@ def test_llm_configuration_from_the_environment():
 
 
 def test_backoff_is_exponential_capped_and_honours_retry_after():
-    client = LLMClient(
-        LLMConfig(model="m", base_url="http://127.0.0.1:9/v1", backoff_base_s=1, backoff_max_s=5)
-    )
+    client = LLMClient(LLMConfig(model="m", base_url="http://127.0.0.1:9/v1", backoff_base_s=1, backoff_max_s=5))
     assert [client.backoff(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
     assert client.backoff(1, retry_after=3) == 3 and client.backoff(1, retry_after=60) == 5

@@ -39,12 +39,18 @@ def test_retries_5xx_with_exponential_backoff_then_succeeds():
 
 def test_gives_up_after_the_retries_and_does_not_retry_a_4xx():
     t = FakeTime()
-    with WebhookServer(lambda payload, n: (503, {})) as hook, _client(hook.url, t, retries=2) as client, \
-            pytest.raises(DeliveryError) as failure:
+    with (
+        WebhookServer(lambda payload, n: (503, {})) as hook,
+        _client(hook.url, t, retries=2) as client,
+        pytest.raises(DeliveryError) as failure,
+    ):
         client.post({"text": "x"})
     assert (failure.value.status, failure.value.attempts, len(hook.requests)) == (503, 3, 3)
-    with WebhookServer(lambda payload, n: (400, {})) as hook, _client(hook.url, t) as client, \
-            pytest.raises(DeliveryError) as failure:
+    with (
+        WebhookServer(lambda payload, n: (400, {})) as hook,
+        _client(hook.url, t) as client,
+        pytest.raises(DeliveryError) as failure,
+    ):
         client.post({"text": "x"})
     assert (failure.value.status, failure.value.retryable, len(hook.requests)) == (400, False, 1)
 
@@ -63,9 +69,7 @@ def test_honours_retry_after_and_spaces_posts_by_the_rate_limit():
 
 
 def test_slack_message_shape():
-    message = slack_message(
-        "Critical SLA breach", {"order_id": "o1", "severity": "critical", "carrier": None}
-    )
+    message = slack_message("Critical SLA breach", {"order_id": "o1", "severity": "critical", "carrier": None})
     assert message == {
         "text": "Critical SLA breach",
         "blocks": [

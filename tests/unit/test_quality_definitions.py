@@ -12,9 +12,12 @@ def graph(definitions):
 
 
 def test_checks_are_bound_and_blocking_where_numbers_flow_downstream(graph):
-    checks = {key.to_user_string(): graph.get_check_spec(key).blocking for key in graph.asset_check_keys
-              if key.name in ("order_events_are_well_formed", "order_event_volume_is_steady",
-                              "sla_evaluations_are_consistent")}
+    checks = {
+        key.to_user_string(): graph.get_check_spec(key).blocking
+        for key in graph.asset_check_keys
+        if key.name
+        in ("order_events_are_well_formed", "order_event_volume_is_steady", "sla_evaluations_are_consistent")
+    }
     assert checks == {
         "raw/order_events:order_events_are_well_formed": True,
         "raw/order_events:order_event_volume_is_steady": False,
@@ -40,5 +43,10 @@ def test_actions_depend_on_the_checked_mart(graph):
     for key in (dg.AssetKey(["actions", "notifications"]), dg.AssetKey(["reports", "sla_radar"])):
         assert evaluations in graph.get(key).parent_keys
     kpis = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).group_name == "kpis"}
-    assert kpis == {"agg_sla_compliance_by_dimensions_daily", "agg_order_cycle_times_daily", "agg_billing_monthly",
-                    "agg_order_cycle_times_weekly", "agg_sla_exceptions_daily"}
+    assert kpis == {
+        "agg_sla_compliance_by_dimensions_daily",
+        "agg_order_cycle_times_daily",
+        "agg_billing_monthly",
+        "agg_order_cycle_times_weekly",
+        "agg_sla_exceptions_daily",
+    }

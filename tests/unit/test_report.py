@@ -100,9 +100,7 @@ def test_rendered_in_chromium(tmp_path):
     html = render_radar(_data())
     assert "<script" not in html and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     path = write_radar(html, tmp_path / "reports", date(2026, 8, 30))
-    assert (
-        path.name == "sla_radar_2026-08-30.html" and (tmp_path / "reports" / "sla_radar_latest.html").exists()
-    )
+    assert path.name == "sla_radar_2026-08-30.html" and (tmp_path / "reports" / "sla_radar_latest.html").exists()
     dom = _dump_dom(path, tmp_path / "profile")
     assert "<title>E²A SLA radar — 2026-08-30</title>" in dom
     assert "<polyline" in dom and "2026-08-11: 72.7% of 11 due" in dom

@@ -167,10 +167,7 @@ def test_history_is_deterministic_labelled_and_ids_never_repeat(tmp_path):
 
     assert order_ids("a") and not order_ids("a") & order_ids("c")
 
-    truth = [
-        json.loads(line)
-        for line in (tmp_path / "a" / "gt" / f"{a['run_tag']}.jsonl").read_text().splitlines()
-    ]
+    truth = [json.loads(line) for line in (tmp_path / "a" / "gt" / f"{a['run_tag']}.jsonl").read_text().splitlines()]
     assert truth[0]["kind"] == "run" and truth[0]["as_of"] == end.isoformat()
     errors = [t for t in truth if t["kind"] == "billing_error"]
     acme_march = f"INV-ACME-202603-{a['run_tag']}"
@@ -205,12 +202,8 @@ def test_live_feed_ids_differ_across_restarts_and_events_are_never_in_the_future
     ids: list[set[str]] = []
     for feed in feeds:
         feed.tick(now=feed.origin_real + timedelta(minutes=3))  # 6 simulated hours: caught up
-        written = [
-            json.loads(line) for p in feed.events_dir.glob("*.jsonl") for line in p.read_text().splitlines()
-        ]
+        written = [json.loads(line) for p in feed.events_dir.glob("*.jsonl") for line in p.read_text().splitlines()]
         assert written
-        assert max(datetime.fromisoformat(r["occurred_at"]) for r in written) <= feed.origin_real + timedelta(
-            minutes=3
-        )
+        assert max(datetime.fromisoformat(r["occurred_at"]) for r in written) <= feed.origin_real + timedelta(minutes=3)
         ids.append({r["order_id"] for r in written})
     assert not ids[0] & ids[1]

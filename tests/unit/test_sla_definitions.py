@@ -1,6 +1,5 @@
 """SLA wiring in the code location: refresh job, 5-minute schedule, calendar between seeds and models."""
 
-
 import dagster as dg
 
 
@@ -10,8 +9,13 @@ def test_refresh_schedule_runs_the_sla_models_every_five_minutes(definitions):
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     job = definitions.resolve_job_def("refresh_sla_job")
     keys = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
-    assert {"marts/fct_sla_evaluations", "marts/fct_sla_exceptions", "marts/agg_sla_compliance_daily",
-            "intermediate/int_order_stages_scheduled", "intermediate/int_orders_milestoned"} <= keys
+    assert {
+        "marts/fct_sla_evaluations",
+        "marts/fct_sla_exceptions",
+        "marts/agg_sla_compliance_daily",
+        "intermediate/int_order_stages_scheduled",
+        "intermediate/int_orders_milestoned",
+    } <= keys
     assert not any(key.startswith("reference/") and key != "reference/warehouse_calendar" for key in keys)
 
 

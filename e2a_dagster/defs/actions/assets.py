@@ -32,9 +32,7 @@ DAILY_AFTER_CHECKED_SLA = (
     "and invoice adjustments needing review, posted once to E2A_NOTIFY_WEBHOOK_URL "
     "(Slack-compatible). Off without a URL: rows are recorded as skipped, nothing is sent.",
 )
-def notifications(
-    context: dg.AssetExecutionContext, database: Database, notifier: Notifier
-) -> dg.MaterializeResult:
+def notifications(context: dg.AssetExecutionContext, database: Database, notifier: Notifier) -> dg.MaterializeResult:
     engine = database.engine
     enabled = notifier.url is not None
     created = notify.record_notifications(engine, enabled=enabled)
@@ -75,9 +73,7 @@ class RadarConfig(dg.Config):
     description="Daily SLA radar page under E2A_HOME/reports/: compliance trend (inline SVG), open exceptions "
     "with their narratives, money at stake from the invoice adjustments.",
 )
-def sla_radar(
-    context: dg.AssetExecutionContext, config: RadarConfig, database: Database
-) -> dg.MaterializeResult:
+def sla_radar(context: dg.AssetExecutionContext, config: RadarConfig, database: Database) -> dg.MaterializeResult:
     report_date = date.fromisoformat(config.report_date) if config.report_date else date.today()
     data = report.collect_radar(database.engine, report_date, datetime.now().astimezone())
     path = report.write_radar(report.render_radar(data), load_settings().home / "reports", report_date)

@@ -17,6 +17,7 @@ class DbtBuildConfig(dg.Config):
     as_of: str | None = None
     """Evaluate as of this instant (ISO-8601 with offset); empty = now. Only events at or before it count."""
 
+
 def as_of_var(as_of: str) -> str:
     """The ``as_of`` dbt var of an ISO-8601 instant, which must carry its UTC offset."""
     parsed = datetime.fromisoformat(as_of)
@@ -32,6 +33,7 @@ def dbt_build_args(as_of: str | None) -> list[str]:
         args += ["--vars", json.dumps({"as_of": as_of_var(as_of)})]
     return args
 
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -39,9 +41,7 @@ def dbt_build_args(as_of: str | None) -> list[str]:
     exclude="tag:billable_daily",
     dagster_dbt_translator=E2ADbtTranslator(),
 )
-def e2a_dbt_models(
-    context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, database: Database
-):
+def e2a_dbt_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, database: Database):
     database.export_dbt_env()
     # A subset build (seeds only, SLA models only) runs the tests whose parents are all built or upstream, not
     # tests on models downstream that may not exist yet. dagster-dbt overrides this when checks are selected.

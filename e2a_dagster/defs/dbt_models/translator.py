@@ -26,9 +26,9 @@ def automation_for(props: Mapping[str, Any]) -> dg.AutomationCondition | None:
 
 def group_for(props: Mapping[str, Any]) -> str:
     """Seeds are reference data; models are grouped by the folder under models/ (marts by their domain)."""
-    configured = props.get("meta", {}).get("dagster", {}).get("group") or props.get("config", {}).get(
-        "meta", {}
-    ).get("dagster", {}).get("group")
+    configured = props.get("meta", {}).get("dagster", {}).get("group") or props.get("config", {}).get("meta", {}).get(
+        "dagster", {}
+    ).get("group")
     if configured:
         return configured
     if props.get("resource_type") == "seed":

@@ -17,6 +17,7 @@ class LandingEventsConfig(dg.Config):
     files: list[str] = []  # noqa: RUF012 (dg.Config is a pydantic model: defaults are copied)
     """File names in ``<landing>/events`` to load; empty = every file not in the ledger yet."""
 
+
 @dg.asset(
     key=["raw", "order_events"],
     group_name="ingestion",
@@ -53,6 +54,7 @@ def order_events(
             ),
         }
     )
+
 
 ingest_landing_events_job = dg.define_asset_job(
     "ingest_landing_events_job",

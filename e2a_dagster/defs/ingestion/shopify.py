@@ -13,9 +13,7 @@ from e2a_dagster.lib.shopify import ShopifyAuthError, ShopifyConfigError, Shopif
     description="Shopify order versions (Admin REST orders.json), once per (shop, order_id, updated_at); pulled "
     "from the committed high-water mark; bad orders and pages go to ops.rejected_records.",
     # Transient trouble (shop or database down) fails the step; the retry resumes at the committed cursor.
-    retry_policy=dg.RetryPolicy(
-        max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-    ),
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
 def shopify_orders(
     context: dg.AssetExecutionContext, database: Database, landing: LandingZone, shopify: ShopifyShop

@@ -78,9 +78,7 @@ def run_request(plan: RefreshPlan, *, run_key: str | None = None, origin: str) -
 def nightly_plan(database: Database, tenants: list[str], time_zone: str, now: datetime) -> RefreshPlan | None:
     first, last = first_billing_day(), last_billing_day(now)
     stale = stale_days(database.engine, tenants, first_day=first, last_day=last)
-    return plan_refresh(
-        tenants, stale, yesterday=previous_local_day(now, time_zone), first_day=first, last_day=last
-    )
+    return plan_refresh(tenants, stale, yesterday=previous_local_day(now, time_zone), first_day=first, last_day=last)
 
 
 def schedule_name(time_zone: str) -> str:

@@ -12,9 +12,7 @@ import dagster as dg
 # worth a look, six hours is a stopped feed.
 RAW_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=6), warn_window=timedelta(hours=1))
 # SLA marts: rebuilt every 5 minutes (refresh_sla_job); statuses move with time, so 15/30 minutes is stale.
-SLA_FRESHNESS = dg.FreshnessPolicy.time_window(
-    fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
-)
+SLA_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15))
 # Invoice guard: reconcile_invoices_job runs at 02:00 in every tenant zone, so at least once a day; a
 # reconciliation older than 26 hours means the nightly run did not happen (25 hours: a warning).
 INVOICE_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))

@@ -22,6 +22,7 @@ refresh_sla_job = dg.define_asset_job(
     "running stages, not history).",
 )
 
+
 @dg.schedule(
     name="sla_refresh_schedule",
     job=refresh_sla_job,
