@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from e2a_dagster.lib import clock
 from e2a_dagster.lib.database import (
     ConnectionInfo,
     DatabaseError,
@@ -153,7 +154,7 @@ def every_billing_day() -> dict[str, str]:
 
     return {
         "dagster/asset_partition_range_start": first_billing_day().isoformat(),
-        "dagster/asset_partition_range_end": datetime.now(UTC).date().isoformat(),
+        "dagster/asset_partition_range_end": clock.now().astimezone(UTC).date().isoformat(),
     }
 
 
@@ -303,7 +304,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if not any(settings.events_dir.glob("*.jsonl")) and not args.no_demo:
         from e2a_dagster.lib.mock_shopify import store_path
 
-        days = demo_days(datetime.now().astimezone())
+        days = demo_days(clock.now().astimezone())
         summary = simulate_history(
             Reference.load(),
             settings.events_dir,

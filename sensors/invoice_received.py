@@ -4,12 +4,12 @@ invoiced period) → one ``reconcile_invoices_job`` run over those days, without
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 
 import dagster as dg
 
 from e2a_dagster.defs.invoicing.schedules import last_billing_day, reconcile_invoices_job, run_request
 from e2a_dagster.defs.resources import Database
+from e2a_dagster.lib import clock
 from e2a_dagster.lib.billing_periods import first_billing_day, plan_refresh, stale_days
 from e2a_dagster.lib.database import missing_relations
 from e2a_dagster.lib.reference import Reference
@@ -29,7 +29,7 @@ def invoice_received_sensor(context: dg.SensorEvaluationContext, database: Datab
     if missing:
         return dg.SkipReason(f"waiting for the SLA models to be built once ({', '.join(missing)})")
     tenants = sorted(Reference.load().tenants)
-    first, last = first_billing_day(), last_billing_day(datetime.now(UTC))
+    first, last = first_billing_day(), last_billing_day(clock.now())
     stale = stale_days(engine, tenants, first_day=first, last_day=last)
     plan = plan_refresh([s.tenant_id for s in stale], stale, yesterday=None, first_day=first, last_day=last)
     if plan is None:

@@ -31,6 +31,7 @@ import holidays as holidays_lib
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from e2a_dagster.lib.clock import now as clock_now
 from e2a_dagster.lib.llm import LLMClient, LLMConfig, LLMError
 from e2a_dagster.lib.llm_guard import CircuitBreaker, Clock, TokenBudget, estimate_tokens
 from e2a_dagster.lib.prompts import Prompt
@@ -933,7 +934,7 @@ def run_narratives(
 ) -> NarrativeSummary:
     """Narratives for every new or changed exception in ``<schema>.fct_sla_exceptions``: the whole flow the
     ``actions/exception_narratives`` asset runs (and the tests drive with a fake server and a fake clock)."""
-    clock = clock or (lambda: datetime.now().astimezone())
+    clock = clock or clock_now
     ref = NarrativeReference.load(seeds_dir)
     prompt = prompt or Prompt.load("exception_narrative")
     with engine.connect() as conn:

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from e2a_dagster.lib import clock
 from e2a_dagster.lib.events import EVENT_TYPES
 
 SLA_STAGES = ("pick", "pack", "ship", "deliver")
@@ -314,7 +315,7 @@ def check_event_volume(
     a baseline (fewer than VOLUME_MIN_BASELINE_DAYS such weekdays with events) are reported, not judged.
     ``sources`` limits the check to those sources (default: all)."""
     _, gxe = _gx()
-    today = (today or datetime.now(UTC)).astimezone(UTC).date()
+    today = (today or clock.now()).astimezone(UTC).date()
     lower = (since - WATERMARK_OVERLAP) if since else datetime(1, 1, 1, tzinfo=UTC)
     frame = read_frame(
         engine, VOLUME_SQL, {"since": lower, "today": today, "sources": list(sources) if sources else None}

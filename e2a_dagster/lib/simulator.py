@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 from faker import Faker
 
+from e2a_dagster.lib import clock
 from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.settings import SEEDS_DIR
 from e2a_dagster.lib.sim_billing import (
@@ -617,7 +618,7 @@ def simulate_history(
     and the ground truth (when ``ground_truth_dir`` is given). What has not happened or arrived by ``end`` is not
     written. Returns a summary."""
     began = _time.perf_counter()
-    end = (end or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    end = (end or clock.now()).astimezone(UTC).replace(microsecond=0)
     start = end - timedelta(days=days)
     tag = run_tag(seed, start)
     sim = Simulator(
@@ -753,7 +754,7 @@ class LiveFeed:
         backlog: timedelta = timedelta(0),
         now: datetime | None = None,
     ):
-        real = (now or datetime.now(UTC)).astimezone(UTC)
+        real = (now or clock.now()).astimezone(UTC)
         self.origin_real = real
         self.origin_sim = real - backlog
         self.speed = max(1.0, speed)
@@ -779,7 +780,7 @@ class LiveFeed:
         return min(real, self.origin_sim + (real - self.origin_real) * self.speed)
 
     def tick(self, now: datetime | None = None) -> int:
-        now = self.sim_now((now or datetime.now(UTC)).astimezone(UTC))
+        now = self.sim_now((now or clock.now()).astimezone(UTC))
         while self.next_order_at <= now:
             tenant = self.sim.rng.choice(self.sim.tenants)
             order = self.sim.order(tenant, self.next_order_at)

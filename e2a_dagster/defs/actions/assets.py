@@ -1,11 +1,11 @@
 """Notifications (``actions/notifications``) and the daily SLA radar report (``reports/sla_radar``)."""
 
-from datetime import date, datetime
+from datetime import date
 
 import dagster as dg
 
 from e2a_dagster.defs.resources import Database, Notifier
-from e2a_dagster.lib import notify, report
+from e2a_dagster.lib import clock, notify, report
 from e2a_dagster.lib.settings import load_settings
 
 SLA_EVALUATIONS = dg.AssetKey(["marts", "fct_sla_evaluations"])
@@ -74,8 +74,9 @@ class RadarConfig(dg.Config):
     "with their narratives, money at stake from the invoice adjustments.",
 )
 def sla_radar(context: dg.AssetExecutionContext, config: RadarConfig, database: Database) -> dg.MaterializeResult:
-    report_date = date.fromisoformat(config.report_date) if config.report_date else date.today()
-    data = report.collect_radar(database.engine, report_date, datetime.now().astimezone())
+    now = clock.now().astimezone()
+    report_date = date.fromisoformat(config.report_date) if config.report_date else now.date()
+    data = report.collect_radar(database.engine, report_date, now)
     path = report.write_radar(report.render_radar(data), load_settings().home / "reports", report_date)
     context.log.info(f"SLA radar written to {path}")
     latest = next((p.compliance_pct for p in reversed(data.trend) if p.compliance_pct is not None), None)

@@ -1,11 +1,11 @@
 """The warehouse business calendar: written by Python, read by dbt as the source ``calendar.warehouse_calendar``."""
 
 import hashlib
-from datetime import date
 
 import dagster as dg
 
 from e2a_dagster.defs.resources import Database
+from e2a_dagster.lib import clock
 from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
 from e2a_dagster.lib.settings import SEEDS_DIR
 
@@ -40,7 +40,7 @@ def _seeds_version() -> str:
 def warehouse_calendar(context: dg.AssetExecutionContext, database: Database) -> dg.MaterializeResult:
     engine = database.engine
     data_min, data_max = data_range(engine)
-    first, last = calendar_window(date.today(), data_min, data_max)
+    first, last = calendar_window(clock.today(), data_min, data_max)
     days = list(calendar_from_seeds(SEEDS_DIR, first, last))
     count = write_calendar(engine, days)
     business = sum(d.is_business_day for d in days)
