@@ -165,7 +165,7 @@ stale as (
 select tenant_id, day, reason, invoice_ids from stale order by tenant_id, day, reason
 """
 
-# Orders fct_orders rewrote after the day's refresh read it (cheap: by index on as_of), kept only when the order
+# Orders fct_orders rewrote after the day's refresh read it (cheap: by index on built_at), kept only when the order
 # charges fct_orders now implies differ from the day's rows (the live SLA refresh rewrites open orders every
 # few minutes without any billing change). Both days count: where the activity is now, and where its rows are
 # (a moved hand-over, a cancellation). RETURN_FEE follows return events, not fct_orders: not compared here.
@@ -174,19 +174,19 @@ tenant_zones as (
     select tenant_id, time_zone from reference.tenants where tenant_id = any(:tenants)
 ),
 oldest_refresh as (
-    select min(r.orders_as_of) as since
+    select min(r.orders_built_at) as since
     from ops.billable_activity_refreshes as r
     inner join days on r.tenant_id = days.tenant_id and r.activity_date = days.day
 ),
 changed_orders as (
-    select o.tenant_id, o.order_id, o.as_of, o.is_cancelled, o.units, o.cartons, o.postage,
+    select o.tenant_id, o.order_id, o.built_at, o.is_cancelled, o.units, o.cartons, o.postage,
            cast(o.handed_to_carrier_at at time zone tz.time_zone as date) as handed_day
     from marts.fct_orders as o
     inner join tenant_zones as tz on tz.tenant_id = o.tenant_id
-    where o.as_of > (select since from oldest_refresh)
+    where o.built_at > (select since from oldest_refresh)
 ),
 implied as (
-    select c.tenant_id, c.order_id, c.as_of, c.handed_day as day, charge.code, charge.quantity
+    select c.tenant_id, c.order_id, c.built_at, c.handed_day as day, charge.code, charge.quantity
     from changed_orders as c
     cross join lateral (
         values ('ORDER_FEE', cast(1 as numeric)), ('PICK_UNIT', cast(c.units as numeric)),
@@ -195,14 +195,14 @@ implied as (
     where c.handed_day is not null and not c.is_cancelled and charge.quantity > 0
 ),
 metered as (
-    select m.tenant_id, m.order_id, c.as_of, m.activity_date as day, m.charge_code as code, m.quantity
+    select m.tenant_id, m.order_id, c.built_at, m.activity_date as day, m.charge_code as code, m.quantity
     from changed_orders as c
     inner join intermediate.int_billable_activities_metered as m
         on m.tenant_id = c.tenant_id and m.order_id = c.order_id
     where m.charge_code <> 'RETURN_FEE'
 ),
 differences as (
-    select coalesce(i.tenant_id, m.tenant_id) as tenant_id, coalesce(i.as_of, m.as_of) as as_of,
+    select coalesce(i.tenant_id, m.tenant_id) as tenant_id, coalesce(i.built_at, m.built_at) as built_at,
            i.day as implied_day, m.day as metered_day
     from implied as i
     full join metered as m
@@ -210,9 +210,9 @@ differences as (
     where i.order_id is null or m.order_id is null or i.day <> m.day or i.quantity <> m.quantity
 ),
 changed_order_days as (
-    select tenant_id, as_of, implied_day as day from differences where implied_day is not null
+    select tenant_id, built_at, implied_day as day from differences where implied_day is not null
     union
-    select tenant_id, as_of, metered_day from differences where metered_day is not null
+    select tenant_id, built_at, metered_day from differences where metered_day is not null
 ),
 changed_days as (
     select distinct days.tenant_id, days.day, 'activity_changed' as reason, days.invoice_ids
@@ -220,7 +220,7 @@ changed_days as (
     inner join days on days.tenant_id = c.tenant_id and days.day = c.day
     inner join ops.billable_activity_refreshes as r
         on r.tenant_id = days.tenant_id and r.activity_date = days.day
-    where c.as_of > r.orders_as_of
+    where c.built_at > r.orders_built_at
 ),
 """
 
@@ -270,14 +270,14 @@ def stale_days(engine: sa.Engine, tenants: Sequence[str], *, first_day: date, la
 
 
 def refresh_marks(engine: sa.Engine) -> tuple[datetime, datetime | None]:
-    """Taken before a refresh reads anything: the database clock, and the newest ``as_of`` in
+    """Taken before a refresh reads anything: the database clock, and the newest ``built_at`` in
     ``marts.fct_orders`` (the orders the refresh will see; a later SLA build writes a newer one)."""
     with engine.connect() as conn:
         now = conn.execute(sa.text("select now()")).scalar_one()
-        orders_as_of = None
+        orders_built_at = None
         if _relation_exists(conn, "marts.fct_orders"):
-            orders_as_of = conn.execute(sa.text("select max(as_of) from marts.fct_orders")).scalar_one()
-    return now, orders_as_of
+            orders_built_at = conn.execute(sa.text("select max(built_at) from marts.fct_orders")).scalar_one()
+    return now, orders_built_at
 
 
 def record_refresh(
@@ -287,7 +287,7 @@ def record_refresh(
     end: date,
     *,
     refreshed_at: datetime,
-    orders_as_of: datetime | None,
+    orders_built_at: datetime | None,
     run_id: str | None = None,
 ) -> int:
     """Mark ``[start, end]`` of ``tenants`` refreshed (upsert; a refresh never moves a mark backwards)."""
@@ -298,13 +298,13 @@ def record_refresh(
             sa.text(
                 """
                 insert into ops.billable_activity_refreshes
-                    (tenant_id, activity_date, refreshed_at, orders_as_of, run_id)
-                select t, cast(d as date), :refreshed_at, :orders_as_of, :run_id
+                    (tenant_id, activity_date, refreshed_at, orders_built_at, run_id)
+                select t, cast(d as date), :refreshed_at, :orders_built_at, :run_id
                 from unnest(cast(:tenants as text[])) as t
                 cross join generate_series(cast(:start as date), cast(:end as date), interval '1 day') as d
                 on conflict (tenant_id, activity_date) do update
                 set refreshed_at = excluded.refreshed_at,
-                    orders_as_of = excluded.orders_as_of,
+                    orders_built_at = excluded.orders_built_at,
                     run_id = excluded.run_id
                 where ops.billable_activity_refreshes.refreshed_at <= excluded.refreshed_at
                 """
@@ -314,7 +314,7 @@ def record_refresh(
                 "start": start,
                 "end": end,
                 "refreshed_at": refreshed_at,
-                "orders_as_of": orders_as_of,
+                "orders_built_at": orders_built_at,
                 "run_id": run_id,
             },
         )

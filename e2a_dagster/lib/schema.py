@@ -374,6 +374,28 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        8,
+        "billable activity refreshes remember fct_orders' build stamp, not its as_of",
+        [
+            # marts.fct_orders rows carry built_at (the build that wrote them); as_of no longer tells builds apart
+            # when the live clock is pinned (E2A_NOW). Marks taken before hold an as_of, which is never later than
+            # the build that wrote it, so at worst a day is refreshed once more.
+            """
+            do $$
+            begin
+                if exists (
+                    select 1 from information_schema.columns
+                    where table_schema = 'ops' and table_name = 'billable_activity_refreshes'
+                      and column_name = 'orders_as_of'
+                ) then
+                    alter table ops.billable_activity_refreshes rename column orders_as_of to orders_built_at;
+                end if;
+            end
+            $$
+            """,
+        ],
+    ),
 ]
 
 

@@ -2,11 +2,12 @@
     materialized='incremental',
     unique_key=['tenant_id', 'order_id', 'stage'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook="{{ reset_unless_live_incremental(sla_reference_fingerprint()) }}",
     indexes=[
         {'columns': ['tenant_id', 'order_id', 'stage'], 'unique': True},
         {'columns': ['as_of']},
+        {'columns': ['built_at']},
         {'columns': ['has_open_hold']},
     ],
     tags=['sla'],
@@ -30,7 +31,7 @@ with
 changed_orders as (
     select tenant_id, order_id
     from {{ ref('int_orders_milestoned') }}
-    where as_of > {{ previous_build_literal('max(as_of)') }}
+    where built_at > {{ previous_build_literal('max(built_at)') }}
     union
     select tenant_id, order_id
     from {{ this }}
@@ -338,6 +339,7 @@ select
         as due_local_date,
     {{ as_of }} as as_of,
     {{ as_of_is_pinned() }} as as_of_is_pinned,
+    {{ build_stamp() }} as built_at,
     {{ fingerprint }} as reference_fingerprint
 from due_positions
 inner join order_flags

@@ -2,11 +2,12 @@
     materialized='incremental',
     unique_key=['tenant_id', 'order_id'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook="{{ reset_unless_live_incremental() }}",
     indexes=[
         {'columns': ['tenant_id', 'order_id'], 'unique': True},
         {'columns': ['as_of']},
+        {'columns': ['built_at']},
         {'columns': ['ingested_watermark']},
     ],
     tags=['sla'],
@@ -214,6 +215,7 @@ select
     orders.last_event_at,
     {{ as_of_timestamp() }} as as_of,
     {{ as_of_is_pinned() }} as as_of_is_pinned,
+    {{ build_stamp() }} as built_at,
     -- Every event ingested before this instant is reflected in the table (the next live build picks up
     -- events ingested from here on). Transactions still writing when the build started may commit rows
     -- stamped earlier, so the watermark stops at the oldest of them.

@@ -44,7 +44,7 @@ def billable_activity_daily(
     window = context.partition_time_window
     start, end = window.start.date(), (window.end - timedelta(days=1)).date()
     engine = database.engine
-    refreshed_at, orders_as_of = refresh_marks(engine)
+    refreshed_at, orders_built_at = refresh_marks(engine)
     dbt_vars = window_vars(start, end, config.tenants)
     if config.as_of:
         dbt_vars["as_of"] = as_of_var(config.as_of)
@@ -59,7 +59,7 @@ def billable_activity_daily(
         start,
         end,
         refreshed_at=refreshed_at,
-        orders_as_of=orders_as_of,
+        orders_built_at=orders_built_at,
         run_id=context.run_id,
     )
     context.log.info(f"{marked} tenant-days marked refreshed as of {refreshed_at.isoformat()}")

@@ -2,7 +2,7 @@
     materialized='incremental',
     unique_key=['tenant_id', 'warehouse_id', 'stage', 'due_local_date'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook="{{ reset_unless_live_incremental() }}",
     indexes=[{'columns': ['tenant_id', 'warehouse_id', 'stage', 'due_local_date'], 'unique': True}],
     tags=['sla'],
@@ -17,7 +17,7 @@ with
 affected_days as (
     select tenant_id, warehouse_id, stage, due_local_date
     from {{ ref('fct_sla_evaluations') }}
-    where as_of > {{ previous_build_literal('max(as_of)') }}
+    where built_at > {{ previous_build_literal('max(built_at)') }}
     union
     select tenant_id, warehouse_id, stage, due_local_date
     from {{ ref('fct_sla_evaluations') }}
@@ -73,5 +73,6 @@ select
     cast(case when due_count > 0 then round(100.0 * met_count / due_count, 2) end as numeric(5, 2))
         as compliance_pct,
     cast({{ as_of }} as timestamptz) as as_of,
-    cast({{ as_of_is_pinned() }} as boolean) as as_of_is_pinned
+    cast({{ as_of_is_pinned() }} as boolean) as as_of_is_pinned,
+    {{ build_stamp() }} as built_at
 from counted

@@ -2,11 +2,12 @@
     materialized='incremental',
     unique_key=['tenant_id', 'order_id'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook="{{ reset_unless_live_incremental() }}",
     indexes=[
         {'columns': ['tenant_id', 'order_id'], 'unique': True},
         {'columns': ['as_of']},
+        {'columns': ['built_at']},
         {'columns': ['handed_to_carrier_at']},
     ],
     tags=['sla'],
@@ -35,9 +36,10 @@ select
     cast(event_count as bigint) as event_count,
     cast(last_event_at as timestamptz) as last_event_at,
     cast(as_of as timestamptz) as as_of,
-    cast(as_of_is_pinned as boolean) as as_of_is_pinned
+    cast(as_of_is_pinned as boolean) as as_of_is_pinned,
+    {{ build_stamp() }} as built_at
 from {{ ref('int_orders_milestoned') }}
 {%- if is_live_incremental() %}
 -- live incremental build: the orders int_orders_milestoned recomputed since this table's last build
-where as_of > {{ previous_build_literal('max(as_of)') }}
+where built_at > {{ previous_build_literal('max(built_at)') }}
 {%- endif %}

@@ -2,12 +2,13 @@
     materialized='incremental',
     unique_key=['tenant_id', 'order_id', 'stage'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook="{{ reset_unless_live_incremental() }}",
     indexes=[
         {'columns': ['tenant_id', 'order_id', 'stage'], 'unique': True},
         {'columns': ['status']},
         {'columns': ['as_of']},
+        {'columns': ['built_at']},
         {'columns': ['due_local_date']},
     ],
     tags=['sla'],
@@ -22,7 +23,7 @@ with
 changed as (
     select tenant_id, order_id, stage
     from {{ ref('int_order_stages_scheduled') }}
-    where as_of > {{ previous_build_literal('max(as_of)') }}
+    where built_at > {{ previous_build_literal('max(built_at)') }}
     union
     select tenant_id, order_id, stage
     from {{ this }}
@@ -110,5 +111,6 @@ select
     cast(major_after_minutes as integer) as major_after_minutes,
     cast(critical_after_minutes as integer) as critical_after_minutes,
     cast({{ as_of }} as timestamptz) as as_of,
-    cast({{ as_of_is_pinned() }} as boolean) as as_of_is_pinned
+    cast({{ as_of_is_pinned() }} as boolean) as as_of_is_pinned,
+    {{ build_stamp() }} as built_at
 from measured
