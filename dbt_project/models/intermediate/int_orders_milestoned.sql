@@ -40,6 +40,8 @@
 
 {%- set event_columns = 'tenant_id, source, event_id, event_type, order_id, occurred_at, warehouse_id, carrier, service_level, tracking_number, units, lines, cartons, postage' %}
 {%- set live = is_live_incremental() %}
+{#- Shopify events come per order version, valid over [valid_from, valid_to): those of the version current at as_of. -#}
+{%- set shopify_current = "valid_from <= " ~ as_of_timestamp() ~ " and (valid_to is null or valid_to > " ~ as_of_timestamp() ~ ")" %}
 
 with
 {%- if live %}
@@ -64,6 +66,7 @@ changed_orders as (
     select tenant_id, order_id
     from {{ ref('stg_shopify__order_events') }}
     where occurred_at > {{ previous_build_literal('max(as_of)') }} and occurred_at <= {{ as_of_timestamp() }}
+      and {{ shopify_current }}
 ),
 {%- endif %}
 
@@ -76,6 +79,7 @@ source_events as (
 
     select {{ event_columns }}
     from {{ ref('stg_shopify__order_events') }}
+    where {{ shopify_current }}
 ),
 
 events as (
@@ -99,6 +103,7 @@ events as (
     from {{ ref('stg_shopify__order_events') }}
     where (tenant_id, order_id) in (select tenant_id, order_id from changed_orders)
       and occurred_at <= {{ as_of_timestamp() }}
+      and {{ shopify_current }}
     {%- else %}
     select {{ event_columns }}
     from source_events

@@ -1,6 +1,10 @@
--- Shopify order versions (updated_at <= as_of) as canonical milestone events, source `shopify`.
--- Order facts come from the latest version known at as_of; carrier statuses from every version, so a
--- fulfillment's progress (in transit, then delivered) is kept even though each version shows one status.
+-- Shopify order versions as canonical milestone events (source `shopify`), one set per version: the events the
+-- order showed while that version was its latest, valid over [valid_from, valid_to). No instant is baked in
+-- (the view is not rebuilt by live refreshes): a build at as_of takes the rows with
+-- valid_from <= as_of < coalesce(valid_to, infinity) (int_orders_milestoned), which are exactly the events of
+-- the latest version known at as_of. Order facts come from that version; carrier statuses from it and every
+-- earlier version, so a fulfillment's progress (in transit, then delivered) is kept even though each version
+-- shows one status.
 
 {%- set shipment_events = {
     'in_transit': 'in_transit',
@@ -15,10 +19,11 @@
 with versions as (
     select
         *,
-        -- Shopify order ids are global: the latest version wins, whichever shop of the tenant it came from
-        row_number() over (partition by tenant_id, order_id order by updated_at desc, shop) as rank_at_as_of
+        updated_at as valid_from,
+        -- Shopify order ids are global: the latest version wins, whichever shop of the tenant it came from (a
+        -- tie on updated_at goes to the first shop by name, whose range then covers the others' empty ones)
+        lead(updated_at) over (partition by tenant_id, order_id order by updated_at, shop desc) as valid_to
     from {{ ref('stg_shopify__orders') }}
-    where updated_at <= {{ as_of_timestamp() }}
 ),
 
 locations as (
@@ -27,9 +32,10 @@ locations as (
 
 fulfillments as (
     select
+        versions.shop,
         versions.tenant_id,
         versions.order_id,
-        versions.rank_at_as_of,
+        versions.updated_at as version_updated_at,
         coalesce(f.value ->> 'id', 'n' || cast(f.ordinality as text)) as fulfillment_id,
         lower(f.value ->> 'status') as status,
         lower(f.value ->> 'shipment_status') as shipment_status,
@@ -47,69 +53,76 @@ fulfillments as (
     cross join lateral jsonb_array_elements(versions.fulfillments) with ordinality as f (value, ordinality)
 ),
 
--- fulfillments that count: in the latest version, not failed/cancelled, with a tracking number
+-- fulfillments that count in each version: not failed/cancelled, with a tracking number
 shipped as (
     select fulfillments.*, locations.warehouse_id
     from fulfillments
     left join locations
         on fulfillments.tenant_id = locations.tenant_id and fulfillments.location_id = locations.location_id
-    where fulfillments.rank_at_as_of = 1
-      and coalesce(fulfillments.status, '') not in ({{ void_fulfillments }})
+    where coalesce(fulfillments.status, '') not in ({{ void_fulfillments }})
       and fulfillments.tracking_number is not null
       and fulfillments.created_at is not null
 ),
 
-latest as (
+version_facts as (
     select
         versions.*,
         coalesce(
             order_location.warehouse_id,
             (select s.warehouse_id from shipped as s
-             where s.tenant_id = versions.tenant_id and s.order_id = versions.order_id and s.warehouse_id is not null
+             where s.shop = versions.shop and s.order_id = versions.order_id
+               and s.version_updated_at = versions.updated_at and s.warehouse_id is not null
              order by s.ordinality limit 1)
         ) as warehouse_id
     from versions
     left join locations as order_location
         on versions.tenant_id = order_location.tenant_id and versions.location_id = order_location.location_id
-    where versions.rank_at_as_of = 1
 ),
 
 order_facts as (
-    select tenant_id, order_id, 'order_created' as event_type, created_at as occurred_at, warehouse_id,
-           units, lines, service_level
-    from latest
+    select shop, tenant_id, order_id, valid_from, valid_to, 'order_created' as event_type, created_at as occurred_at,
+           warehouse_id, units, lines, service_level
+    from version_facts
     union all
-    select tenant_id, order_id, 'order_paid', processed_at, null, null, null, null
-    from latest
+    select shop, tenant_id, order_id, valid_from, valid_to, 'order_paid', processed_at, null, null, null, null
+    from version_facts
     where financial_status in ({{ paid_statuses }}) and processed_at is not null
     union all
-    select tenant_id, order_id, 'order_cancelled', cancelled_at, null, null, null, null
-    from latest
+    select shop, tenant_id, order_id, valid_from, valid_to, 'order_cancelled', cancelled_at, null, null, null, null
+    from version_facts
     where cancelled_at is not null
 ),
 
+-- for each version's shipped fulfillment, the statuses it showed in that version or any earlier one (of any shop
+-- of the tenant), each at the earliest fulfillment updated_at showing it
 shipment_statuses as (
     select
-        f.tenant_id,
-        f.order_id,
-        f.fulfillment_id,
+        s.shop,
+        s.tenant_id,
+        s.order_id,
+        s.version_updated_at,
+        s.fulfillment_id,
         case f.shipment_status
             {%- for status, event_type in shipment_events.items() %}
             when '{{ status }}' then '{{ event_type }}'
             {%- endfor %}
         end as event_type,
         min(f.updated_at) as occurred_at
-    from fulfillments as f
-    inner join shipped as s
-        on f.tenant_id = s.tenant_id and f.order_id = s.order_id and f.fulfillment_id = s.fulfillment_id
+    from shipped as s
+    inner join fulfillments as f
+        on s.tenant_id = f.tenant_id and s.order_id = f.order_id and s.fulfillment_id = f.fulfillment_id
+        and f.version_updated_at <= s.version_updated_at
     where f.shipment_status in ('{{ shipment_events.keys() | join("', '") }}')
       and f.updated_at is not null
-    group by 1, 2, 3, 4
+    group by 1, 2, 3, 4, 5, 6
 ),
 
 events as (
     select
+        shop,
         tenant_id,
+        valid_from,
+        valid_to,
         'shopify:' || order_id || ':' || event_type as event_id,
         event_type,
         order_id,
@@ -126,41 +139,50 @@ events as (
     union all
 
     select
+        shipped.shop,
         shipped.tenant_id,
+        version_facts.valid_from,
+        version_facts.valid_to,
         'shopify:' || shipped.order_id || ':f' || shipped.fulfillment_id || ':label_printed',
         'label_printed',
         shipped.order_id,
         shipped.created_at,
         shipped.warehouse_id,
         shipped.carrier,
-        latest.service_level,
+        version_facts.service_level,
         shipped.tracking_number,
         null,
         null
     from shipped
-    inner join latest
-        on shipped.tenant_id = latest.tenant_id and shipped.order_id = latest.order_id
+    inner join version_facts
+        on shipped.shop = version_facts.shop and shipped.order_id = version_facts.order_id
+        and shipped.version_updated_at = version_facts.updated_at
 
     union all
 
     select
-        shipment_statuses.tenant_id,
-        'shopify:' || shipment_statuses.order_id || ':f' || shipment_statuses.fulfillment_id || ':'
-            || shipment_statuses.event_type,
-        shipment_statuses.event_type,
-        shipment_statuses.order_id,
-        shipment_statuses.occurred_at,
+        shipped.shop,
+        shipped.tenant_id,
+        version_facts.valid_from,
+        version_facts.valid_to,
+        'shopify:' || statuses.order_id || ':f' || statuses.fulfillment_id || ':' || statuses.event_type,
+        statuses.event_type,
+        statuses.order_id,
+        statuses.occurred_at,
         null,
         shipped.carrier,
         null,
         shipped.tracking_number,
         null,
         null
-    from shipment_statuses
+    from shipment_statuses as statuses
     inner join shipped
-        on shipment_statuses.tenant_id = shipped.tenant_id
-        and shipment_statuses.order_id = shipped.order_id
-        and shipment_statuses.fulfillment_id = shipped.fulfillment_id
+        on statuses.shop = shipped.shop and statuses.order_id = shipped.order_id
+        and statuses.version_updated_at = shipped.version_updated_at
+        and statuses.fulfillment_id = shipped.fulfillment_id
+    inner join version_facts
+        on statuses.shop = version_facts.shop and statuses.order_id = version_facts.order_id
+        and statuses.version_updated_at = version_facts.updated_at
 )
 
 select
@@ -177,5 +199,8 @@ select
     cast(units as integer) as units,
     cast(lines as integer) as lines,
     cast(null as integer) as cartons,
-    cast(null as numeric) as postage
+    cast(null as numeric) as postage,
+    cast(shop as text) as shop,
+    cast(valid_from as timestamptz) as valid_from,
+    cast(valid_to as timestamptz) as valid_to
 from events
