@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from e2a_dagster.lib.ingest import ingest_file, pending_files
     from e2a_dagster.lib.reference import Reference
     from e2a_dagster.lib.schema import migrate
-    from e2a_dagster.lib.settings import DBT_PROJECT_DIR, SEEDS_DIR, load_settings
+    from e2a_dagster.lib.settings import SEEDS_DIR, load_settings
     from e2a_dagster.lib.simulator import simulate_history
 
     server = resolve_connection(load_settings())
@@ -110,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     window = {**as_of, "billing_from": day.isoformat(), "billing_to": day.isoformat()}
 
     def timed(select: list[str], dbt_vars: dict) -> dict:
-        t0 = time.perf_counter()
-        run_dbt(["run", "--select", *select, *base, json.dumps(dbt_vars)], info)
-        wall = time.perf_counter() - t0
-        results = json.loads((DBT_PROJECT_DIR / "target" / "run_results.json").read_text())["results"]
+        with tempfile.TemporaryDirectory() as target:
+            t0 = time.perf_counter()
+            run_dbt(["run", "--select", *select, *base, json.dumps(dbt_vars)], info, target_path=Path(target))
+            wall = time.perf_counter() - t0
+            results = json.loads((Path(target) / "run_results.json").read_text())["results"]
         return {"wall_s": wall, "model_s": sum(r["execution_time"] for r in results)}
 
     def checksum() -> tuple:

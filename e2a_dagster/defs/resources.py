@@ -19,8 +19,9 @@ from e2a_dagster.lib.schema import migrate
 from e2a_dagster.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
 from e2a_dagster.lib.shopify import ShopifyClient, ShopifyConfig
 
+# The manifest is prepared once by set-up (`e2a dev`, `e2a run`, the test session: lib/dbt.py parse_project) and
+# only read here: no `prepare_if_dev()`, which would run `dbt parse` in every run and step process.
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-dbt_project.prepare_if_dev()
 
 
 class Database(dg.ConfigurableResource):

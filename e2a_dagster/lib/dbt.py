@@ -1,4 +1,10 @@
-"""Running the dbt CLI outside Dagster (set-up steps: ``dbt parse`` so definitions can load, seeds)."""
+"""Running the dbt CLI outside Dagster (set-up steps: ``dbt parse`` so definitions can load, seeds), and the
+target folders every dbt command writes into.
+
+The shared ``dbt_project/target/manifest.json`` is written only by ``parse_project`` (set-up: ``e2a dev``,
+``e2a run``, the test session), atomically; runs and other commands only read it. Every other dbt command, in a
+run or not, writes its artifacts and logs into a target folder of its own, so concurrent commands never share
+one (nor dbt's file locks)."""
 
 from __future__ import annotations
 
@@ -7,12 +13,18 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 from e2a_dagster.lib.database import ConnectionInfo
 from e2a_dagster.lib.settings import DBT_PROJECT_DIR
 
-MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+TARGET = DBT_PROJECT_DIR / "target"
+MANIFEST = TARGET / "manifest.json"
+PARTIAL_PARSE = "partial_parse.msgpack"
+# Target folders of runs' dbt commands kept for a look after the fact (newest first); older ones are removed.
+KEEP_RUN_TARGETS = 20
 
 
 def dbt_executable() -> str:
@@ -26,8 +38,22 @@ def dbt_executable() -> str:
     return found
 
 
-def run_dbt(args: list[str], info: ConnectionInfo | None = None, *, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+def run_dbt(
+    args: list[str], info: ConnectionInfo | None = None, *, check: bool = True, target_path: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``dbt <args>`` on the project, its artifacts and log in ``target_path`` (else a temporary folder removed
+    afterwards), never in the shared ``target/``. The shared partial-parse state is copied in, so the command
+    does not parse the whole project again."""
+    if target_path is None:
+        with tempfile.TemporaryDirectory(prefix="e2a-dbt-") as tmp:
+            return run_dbt(args, info, check=check, target_path=Path(tmp))
+    seed_partial_parse(target_path)
+    env = {
+        **os.environ,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_TARGET_PATH": str(target_path),
+        "DBT_LOG_PATH": str(target_path),
+    }
     if info is not None:
         env.update(info.dbt_env())
     cmd = [dbt_executable(), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
@@ -38,10 +64,39 @@ def run_dbt(args: list[str], info: ConnectionInfo | None = None, *, check: bool 
     return proc
 
 
+def seed_partial_parse(target_path: Path) -> None:
+    """Copy the shared partial-parse state into a fresh target folder (dbt then re-parses only what changed)."""
+    source = TARGET / PARTIAL_PARSE
+    target_path.mkdir(parents=True, exist_ok=True)
+    if source.exists() and not (target_path / PARTIAL_PARSE).exists():
+        shutil.copyfile(source, target_path / PARTIAL_PARSE)
+
+
 def parse_project() -> Path:
-    """Write ``dbt_project/target/manifest.json`` (no database needed); Dagster loads the dbt assets from it."""
-    run_dbt(["parse", "--quiet"])
+    """Write ``dbt_project/target/manifest.json`` (no database needed); Dagster loads the dbt assets from it.
+
+    dbt parses into a folder of its own; the manifest and the partial-parse state then replace the shared ones
+    atomically, so a process reading the manifest meanwhile never sees half a file."""
+    TARGET.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".parse-", dir=TARGET) as tmp:
+        run_dbt(["parse", "--quiet"], target_path=Path(tmp))
+        for name in (PARTIAL_PARSE, "manifest.json"):
+            os.replace(Path(tmp) / name, TARGET / name)
     return MANIFEST
+
+
+def run_target(root: Path, label: str) -> Path:
+    """A new target folder for one dbt command of a run: ``root/<label>-<random>``."""
+    return root / f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+def prune_run_targets(root: Path, keep: int = KEEP_RUN_TARGETS) -> None:
+    """Remove all but the ``keep`` newest target folders under ``root`` (each run leaves one per dbt command)."""
+    if not root.exists():
+        return
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in folders[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def upstream_relations(tag: str, manifest: Path = MANIFEST) -> list[str]:

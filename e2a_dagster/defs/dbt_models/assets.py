@@ -1,7 +1,9 @@
 """The dbt project as Dagster assets; dbt tests become asset checks."""
 
+import functools
 import json
 import os
+from collections.abc import Iterator
 from datetime import datetime
 
 import dagster as dg
@@ -9,8 +11,13 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
 from e2a_dagster.defs.resources import Database, dbt_project
+from e2a_dagster.lib.dbt import prune_run_targets, run_target
 from e2a_dagster.lib.invoice_metrics import METRICS_BY_MODEL as INVOICE_METRICS
+from e2a_dagster.lib.settings import load_settings
 from e2a_dagster.lib.sla_metrics import METRICS_BY_MODEL
+
+# Where dagster-dbt keeps the dbt unique id of the test behind an asset check (check spec metadata).
+DBT_UNIQUE_ID = "dagster_dbt/unique_id"
 
 
 class DbtBuildConfig(dg.Config):
@@ -44,10 +51,41 @@ def dbt_build_args(as_of: str | None) -> list[str]:
 def e2a_dbt_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, database: Database):
     database.export_dbt_env()
     # A subset build (seeds only, SLA models only) runs the tests whose parents are all built or upstream, not
-    # tests on models downstream that may not exist yet. dagster-dbt overrides this when checks are selected.
+    # tests on models downstream that may not exist yet; the tests of this step's checks are named explicitly.
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
-    for event in dbt.cli(dbt_build_args(config.as_of), context=context).stream():
+    args = [*dbt_build_args(config.as_of), *selected_tests_args(context)]
+    for event in stream_dbt(dbt, args, context):
         yield with_model_metrics(context, event, database)
+
+
+@functools.cache
+def _manifest_nodes() -> dict:
+    return json.loads(dbt_project.manifest_path.read_text())["nodes"]
+
+
+def selected_tests_args(context: dg.AssetExecutionContext) -> list[str]:
+    """``--select`` for the dbt tests behind this step's selected asset checks (unioned with dagster-dbt's own
+    selection). Indirect selection skips a test with a parent outside the step (a relationship to a seed
+    that is not rebuilt), yet a blocking check must report in every run that builds its asset: otherwise
+    it has no result and holds back whatever waits for it to pass."""
+    names = []
+    for key in context.selected_asset_check_keys:
+        unique_id = (context.assets_def.get_spec_for_check_key(key).metadata or {}).get(DBT_UNIQUE_ID)
+        node = _manifest_nodes().get(unique_id) if unique_id else None
+        if node is not None:
+            names.append(".".join(node["fqn"]))
+    return ["--select", " ".join(sorted(names))] if names else []
+
+
+def stream_dbt(dbt: DbtCliResource, args: list[str], context: dg.AssetExecutionContext) -> Iterator:
+    """The events of one dbt command of this step, run in a target folder of its own under
+    ``E2A_HOME/dbt-targets`` (the newest few are kept to look at; never the shared ``dbt_project/target``)."""
+    root = load_settings().home / "dbt-targets"
+    target = run_target(root, f"{context.op.name}-{context.run_id[:8]}")
+    try:
+        yield from dbt.cli(args, context=context, target_path=target).stream()
+    finally:
+        prune_run_targets(root)
 
 
 def with_model_metrics(context: dg.AssetExecutionContext, event, database: Database):

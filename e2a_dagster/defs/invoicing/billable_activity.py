@@ -8,7 +8,7 @@ from datetime import timedelta
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from e2a_dagster.defs.dbt_models.assets import as_of_var
+from e2a_dagster.defs.dbt_models.assets import as_of_var, stream_dbt
 from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
 from e2a_dagster.defs.invoicing.partitions import BILLING_DAYS
 from e2a_dagster.defs.resources import Database, dbt_project
@@ -49,7 +49,7 @@ def billable_activity_daily(
     if config.as_of:
         dbt_vars["as_of"] = as_of_var(config.as_of)
     context.log.info(f"rebuilding billable activity {start}..{end} for {', '.join(tenants)}")
-    for event in dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream():
+    for event in stream_dbt(dbt, ["build", "--vars", json.dumps(dbt_vars)], context):
         if isinstance(event, dg.Output):
             event = event.with_metadata({**event.metadata, **window_metrics(engine, tenants, start, end)})
         yield event
