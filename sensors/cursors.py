@@ -61,12 +61,8 @@ def new_files(
     return taken, FileCursor(top, tuple(sorted(names)))
 
 
-def batches(stamps: list[FileStamp], max_files: int) -> list[list[FileStamp]]:
-    return [stamps[i : i + max_files] for i in range(0, len(stamps), max_files)]
-
-
 def run_key(prefix: str, stamps: list[FileStamp]) -> str:
-    """A stable key for the batch: the same files (name, mtime, size) always give the same key."""
+    """A stable key for the files a run was asked for: the same files (name, mtime, size) give the same key."""
     digest = hashlib.sha256()
     for s in stamps:
         digest.update(f"{s.name}\0{s.mtime_ns}\0{s.size}\n".encode())

@@ -1,4 +1,4 @@
-"""``landing_events_sensor``: new files in ``<landing>/events`` → one ingestion run per batch."""
+"""``landing_events_sensor``: new files in ``<landing>/events`` → one ingestion run for everything pending."""
 
 from e2a_dagster.lib.ingest import EVENT_SUFFIXES
 from sensors.landing_files import landing_file_sensor
@@ -6,10 +6,9 @@ from sensors.landing_files import landing_file_sensor
 landing_events_sensor = landing_file_sensor(
     name="landing_events_sensor",
     job_name="ingest_landing_events_job",
-    op_name="raw__order_events",
     kind="events",
     folder=lambda settings: settings.events_dir,
     suffixes=EVENT_SUFFIXES,
-    minimum_interval_seconds=15,
-    description="Requests an ingestion run for each batch of new event files in the landing zone.",
+    minimum_interval_seconds=5,
+    description="Requests one ingestion run for the new event files in the landing zone (none while one is waiting).",
 )

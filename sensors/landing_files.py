@@ -1,5 +1,10 @@
-"""File sensors over a landing-zone folder: new files (by the JSON cursor in ``cursors.py``) → one ingestion run
-per batch, ``run_key`` = the batch. ``landing_events_sensor`` and ``landing_billing_sensor`` are two of these."""
+"""File sensors over a landing-zone folder: new files (by the JSON cursor in ``cursors.py``) → at most one
+ingestion run per source, ``run_key`` = the files it was asked for. ``landing_events_sensor`` and
+``landing_billing_sensor`` are two of these.
+
+The run takes every file not in the ledger when it starts (the asset's empty ``files`` list), so files landing
+while a run waits are covered by it and the sensor asks for nothing more (``runs.py``); a burst of files is one
+run, not one per file."""
 
 from __future__ import annotations
 
@@ -10,9 +15,8 @@ from pathlib import Path
 import dagster as dg
 
 from e2a_dagster.lib.settings import Settings, load_settings
-from sensors.cursors import FileCursor, FileStamp, batches, new_files, run_key
-
-MAX_FILES_PER_RUN = 20
+from sensors import runs
+from sensors.cursors import FileCursor, FileStamp, new_files, run_key
 
 
 def list_files(directory: Path, suffixes: Iterable[str]) -> list[FileStamp]:
@@ -33,15 +37,14 @@ def landing_file_sensor(
     *,
     name: str,
     job_name: str,
-    op_name: str,
     kind: str,
     folder: Callable[[Settings], Path],
     suffixes: Iterable[str],
     minimum_interval_seconds: int,
     description: str,
 ) -> dg.SensorDefinition:
-    """A sensor requesting a run of ``job_name`` for each batch of new files in ``folder(settings)``; the
-    batch's file names go to the ``files`` config of ``op_name``."""
+    """A sensor asking for one run of ``job_name`` covering every new file in ``folder(settings)``, unless a run
+    of it that will still list the folder is waiting."""
     suffixes = tuple(suffixes)
 
     @dg.sensor(
@@ -57,16 +60,18 @@ def landing_file_sensor(
             return dg.SkipReason(f"landing folder {directory} does not exist yet")
         cursor = FileCursor.parse(context.cursor)
         taken, advanced = new_files(list_files(directory, suffixes), cursor, now_ns=time.time_ns())
-        if not taken:
-            return dg.SkipReason(f"no new files in {directory}")
-        requests = [
-            dg.RunRequest(
-                run_key=run_key(kind, batch),
-                run_config={"ops": {op_name: {"config": {"files": [s.name for s in batch]}}}},
-                tags={"e2a/files": str(len(batch))},
-            )
-            for batch in batches(taken, MAX_FILES_PER_RUN)
-        ]
-        return dg.SensorResult(run_requests=requests, cursor=advanced.dump())
+        latest = runs.latest_run(context.instance, job_name)
+        if latest is not None and runs.covers_new_work(latest.dagster_run):
+            what = f"{len(taken)} new file(s)" if taken else "nothing new"
+            return dg.SensorResult(skip_reason=f"{what}: {runs.describe(latest.dagster_run)}", cursor=advanced.dump())
+        if taken:
+            tags = {"e2a/files": str(len(taken)), "e2a/first_file": taken[0].name, "e2a/last_file": taken[-1].name}
+            request = dg.RunRequest(run_key=run_key(kind, taken), tags=tags)
+            return dg.SensorResult(run_requests=[request], cursor=advanced.dump())
+        retry = runs.retry_key(latest)
+        if retry is not None:
+            # The last run was cancelled or failed: whatever it should have loaded is still pending.
+            return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"{kind}:{retry}")], cursor=advanced.dump())
+        return dg.SkipReason(f"no new files in {directory}")
 
     return _sensor

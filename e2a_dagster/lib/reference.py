@@ -6,6 +6,8 @@ ingestion or ``e2a dlq replay`` even before ``dbt seed`` ran again."""
 from __future__ import annotations
 
 import csv
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,3 +35,13 @@ class Reference:
     def default_warehouse(self, tenant_id: str) -> str | None:
         tenant = self.tenants.get(tenant_id)
         return tenant.get("default_warehouse_id") if tenant else None
+
+
+def seeds_version(names: Iterable[str] | None = None, *, salt: str = "", seeds_dir: Path = SEEDS_DIR) -> str:
+    """A short hash of the reference files ``names`` (every CSV when None) and ``salt``: the code version of an
+    asset computed from them, so editing a file makes it stale (and rebuilt by its automation condition)."""
+    digest = hashlib.sha256(salt.encode())
+    paths = [seeds_dir / n for n in names] if names is not None else sorted(seeds_dir.glob("*.csv"))
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]

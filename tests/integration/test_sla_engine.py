@@ -404,7 +404,10 @@ def test_refresh_schedule_waits_for_its_inputs_on_a_fresh_database(sla, definiti
 
     schedule = definitions.resolve_schedule_def("sla_refresh_schedule")
     repository = definitions.get_repository_def()
-    with dg.build_schedule_context(resources={"database": Database()}, repository_def=repository) as ctx:
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_schedule_context(
+        instance=instance, resources={"database": Database()}, repository_def=repository
+    ) as ctx:
         ready = schedule.evaluate_tick(ctx)
     assert len(ready.run_requests) == 1 and ready.skip_message is None  # this module built everything it reads
 
@@ -413,7 +416,9 @@ def test_refresh_schedule_waits_for_its_inputs_on_a_fresh_database(sla, definiti
         conn.execute(f'drop database if exists "{fresh}" with (force)')
         conn.execute(f'create database "{fresh}"')
     monkeypatch.setenv("E2A_DATABASE_URL", pg_info.with_dbname(fresh).url())
-    with dg.build_schedule_context(resources={"database": Database()}, repository_def=repository) as ctx:
+    with dg.build_schedule_context(
+        instance=instance, resources={"database": Database()}, repository_def=repository
+    ) as ctx:
         tick = schedule.evaluate_tick(ctx)
     assert tick.run_requests == [] and "staging.stg_landing__order_events" in tick.skip_message
     assert "reference.tenants" in tick.skip_message  # the seeds are not loaded either

@@ -1,4 +1,5 @@
-"""The landing sensor's cursor: pure helpers and the sensor itself through ``build_sensor_context``."""
+"""The landing sensors' cursor: pure helpers and the sensors themselves through ``build_sensor_context``
+(coalescing against real run records: tests/e2e/test_live_loop.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 
 import dagster as dg
 
-from sensors.cursors import FileCursor, FileStamp, batches, new_files, run_key
+from sensors.cursors import FileCursor, FileStamp, new_files, run_key
 
 SEC = 1_000_000_000
 
@@ -40,44 +41,45 @@ def test_cursor_roundtrip_and_garbage():
     assert FileCursor.parse(None) == FileCursor()
 
 
-def test_batches_and_run_keys_are_stable():
+def test_run_keys_are_stable():
     stamps = [FileStamp(i, f"f{i}.jsonl", 10) for i in range(5)]
-    parts = batches(stamps, 2)
-    assert [len(p) for p in parts] == [2, 2, 1]
-    assert run_key("events", parts[0]) == run_key("events", list(parts[0]))
-    assert run_key("events", parts[0]) != run_key("events", parts[1])
-    changed = [FileStamp(0, "f0.jsonl", 11), parts[0][1]]
-    assert run_key("events", changed) != run_key("events", parts[0])
+    assert run_key("events", stamps[:2]) == run_key("events", list(stamps[:2]))
+    assert run_key("events", stamps[:2]) != run_key("events", stamps[2:4])
+    changed = [FileStamp(0, "f0.jsonl", 11), stamps[1]]
+    assert run_key("events", changed) != run_key("events", stamps[:2])
+    assert run_key("events", stamps).startswith("events:f0.jsonl..f4.jsonl:")
 
 
-def test_landing_sensor_requests_one_run_per_batch(tmp_path, monkeypatch):
+def test_landing_sensor_requests_one_run_for_every_new_file(tmp_path, monkeypatch):
     from sensors.landing_events import landing_events_sensor
 
     monkeypatch.setenv("E2A_HOME", str(tmp_path))
     monkeypatch.delenv("E2A_LANDING_DIR", raising=False)
     events = tmp_path / "landing" / "events"
-    ctx = dg.build_sensor_context(cursor=None)
-    assert isinstance(landing_events_sensor(ctx), dg.SkipReason)
-    events.mkdir(parents=True)
-    for i in range(25):
-        path = events / f"batch-{i:02d}.jsonl"
-        path.write_text("{}\n")
-        os.utime(path, ns=(1_000 * SEC + i, 1_000 * SEC + i))
-    (events / ".hidden.jsonl").write_text("{}\n")
-    (events / "notes.txt").write_text("ignored")
-    result = landing_events_sensor(dg.build_sensor_context(cursor=None))
-    assert isinstance(result, dg.SensorResult)
-    assert len(result.run_requests) == 2
-    files = [r.run_config["ops"]["raw__order_events"]["config"]["files"] for r in result.run_requests]
-    assert files[0][0] == "batch-00.jsonl" and len(files[0]) == 20 and files[1][-1] == "batch-24.jsonl"
-    assert len({r.run_key for r in result.run_requests}) == 2
-    # Next tick with the advanced cursor: nothing new.
-    nothing = landing_events_sensor(dg.build_sensor_context(cursor=result.cursor))
-    assert isinstance(nothing, dg.SkipReason)
-    assert "no new files" in nothing.skip_message
+    with dg.DagsterInstance.ephemeral() as instance:
+        ctx = dg.build_sensor_context(instance=instance, cursor=None)
+        assert isinstance(landing_events_sensor(ctx), dg.SkipReason)
+        events.mkdir(parents=True)
+        for i in range(25):
+            path = events / f"batch-{i:02d}.jsonl"
+            path.write_text("{}\n")
+            os.utime(path, ns=(1_000 * SEC + i, 1_000 * SEC + i))
+        (events / ".hidden.jsonl").write_text("{}\n")
+        (events / "notes.txt").write_text("ignored")
+        result = landing_events_sensor(dg.build_sensor_context(instance=instance, cursor=None))
+        assert isinstance(result, dg.SensorResult)
+        (request,) = result.run_requests
+        # the run loads everything pending when it starts: no file list fixed at request time
+        assert request.run_config == {}
+        assert request.run_key.startswith("events:batch-00.jsonl..batch-24.jsonl:")
+        assert request.tags["e2a/files"] == "25"
+        # Next tick with the advanced cursor: nothing new.
+        nothing = landing_events_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+        assert isinstance(nothing, dg.SkipReason)
+        assert "no new files" in nothing.skip_message
 
 
-def test_billing_sensor_takes_invoice_files_for_the_billing_asset(tmp_path, monkeypatch):
+def test_billing_sensor_takes_invoice_files_for_the_billing_job(tmp_path, monkeypatch):
     from sensors.landing_billing import landing_billing_sensor
 
     monkeypatch.setenv("E2A_HOME", str(tmp_path))
@@ -87,8 +89,9 @@ def test_billing_sensor_takes_invoice_files_for_the_billing_asset(tmp_path, monk
     for name in ("INV-1.csv", "INV-1.csv.part", "events.jsonl"):
         (billing / name).write_text("invoice_id\n")
         os.utime(billing / name, ns=(1_000 * SEC, 1_000 * SEC))  # settled long ago
-    result = landing_billing_sensor(dg.build_sensor_context(cursor=None))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = landing_billing_sensor(dg.build_sensor_context(instance=instance, cursor=None))
     assert isinstance(result, dg.SensorResult)
     (request,) = result.run_requests
-    assert request.run_config["ops"]["raw__invoice_lines"]["config"]["files"] == ["INV-1.csv"]
-    assert request.run_key.startswith("billing")
+    assert request.run_key.startswith("billing:INV-1.csv..INV-1.csv:")
+    assert request.tags["e2a/files"] == "1"

@@ -4,6 +4,7 @@ from datetime import date
 
 import dagster as dg
 
+from e2a_dagster.defs.automation import DAILY_AFTER_CHECKS, LIVE_AFTER_CHECKS
 from e2a_dagster.defs.resources import Database, Notifier
 from e2a_dagster.lib import clock, notify, report
 from e2a_dagster.lib.settings import load_settings
@@ -11,12 +12,6 @@ from e2a_dagster.lib.settings import load_settings
 SLA_EVALUATIONS = dg.AssetKey(["marts", "fct_sla_evaluations"])
 SLA_EXCEPTIONS = dg.AssetKey(["marts", "fct_sla_exceptions"])
 SLA_COMPLIANCE = dg.AssetKey(["marts", "agg_sla_compliance_daily"])
-
-# Act on new SLA figures, but never on figures a blocking check rejected (in this run or the upstream one).
-AFTER_CHECKED_SLA = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-DAILY_AFTER_CHECKED_SLA = (
-    dg.AutomationCondition.on_cron("0 6 * * *") & dg.AutomationCondition.all_deps_blocking_checks_passed()
-)
 
 
 @dg.asset(
@@ -27,7 +22,7 @@ DAILY_AFTER_CHECKED_SLA = (
     deps=[SLA_EXCEPTIONS, SLA_EVALUATIONS],
     group_name="actions",
     kinds={"python", "postgres", "slack"},
-    automation_condition=AFTER_CHECKED_SLA,
+    automation_condition=LIVE_AFTER_CHECKS,
     description="One row per (kind, subject) in actions.notifications: newly overdue critical SLA exceptions "
     "and invoice adjustments needing review, posted once to E2A_NOTIFY_WEBHOOK_URL "
     "(Slack-compatible). Off without a URL: rows are recorded as skipped, nothing is sent.",
@@ -69,7 +64,7 @@ class RadarConfig(dg.Config):
     deps=[SLA_COMPLIANCE, SLA_EXCEPTIONS, SLA_EVALUATIONS],
     group_name="actions",
     kinds={"python", "html"},
-    automation_condition=DAILY_AFTER_CHECKED_SLA,
+    automation_condition=DAILY_AFTER_CHECKS,
     description="Daily SLA radar page under E2A_HOME/reports/: compliance trend (inline SVG), open exceptions "
     "with their narratives, money at stake from the invoice adjustments.",
 )

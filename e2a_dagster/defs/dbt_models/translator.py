@@ -1,4 +1,5 @@
-"""How dbt nodes become Dagster assets: groups by domain, eager automation, sources keyed by where data lives."""
+"""How dbt nodes become Dagster assets: groups by domain, live automation (views kept apart), sources keyed by
+where data lives."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-# dbt models rebuild as soon as what they read has changed (a new ingestion batch, a seed change).
-MODELS_AUTOMATION = dg.AutomationCondition.eager()
+from e2a_dagster.defs.automation import LIVE, VIEW
+
+
+def is_view(props: Mapping[str, Any]) -> bool:
+    return props.get("resource_type") == "model" and props.get("config", {}).get("materialized") == "view"
 
 
 def automation_for(props: Mapping[str, Any]) -> dg.AutomationCondition | None:
-    """Eager, except the invoice guard's models past staging: the daily billable activity and the monthly
-    pricing, expected charges and reconciliation are built by ``reconcile_invoices_job`` (02:00 schedules,
-    the invoice sensor, backfills), which chooses the days; eager would wait forever on unfilled days."""
+    """Views are (re)created when missing or changed; tables and seeds rebuild on new data or new code
+    (``defs/automation.py``). Except the invoice guard's models past staging: the daily billable activity and
+    the monthly pricing, expected charges and reconciliation are built by ``reconcile_invoices_job`` (02:00
+    schedules, the invoice sensor, backfills), which chooses the days."""
     tags = set(props.get("tags") or []) | set(props.get("config", {}).get("tags") or [])
     fqn = props.get("fqn", [])
     in_staging = len(fqn) > 1 and fqn[1] == "staging"
     if "billable_daily" in tags or ("invoice" in tags and props.get("resource_type") == "model" and not in_staging):
         return None
-    return MODELS_AUTOMATION
+    return VIEW if is_view(props) else LIVE
 
 
 def group_for(props: Mapping[str, Any]) -> str:
@@ -51,7 +56,6 @@ class E2ADbtTranslator(DagsterDbtTranslator):
         props = self.get_resource_props(manifest, unique_id)
         if props.get("resource_type") == "source":
             return spec
-        return spec.replace_attributes(
-            group_name=group_for(props),
-            automation_condition=automation_for(props),
-        )
+        spec = spec.replace_attributes(group_name=group_for(props), automation_condition=automation_for(props))
+        # Views hold no data of their own: automation looks through them (defs/automation.py VIEWS).
+        return spec.merge_attributes(kinds={"view"}) if is_view(props) else spec

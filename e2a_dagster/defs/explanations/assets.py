@@ -2,9 +2,11 @@
 
 import dagster as dg
 
+from e2a_dagster.defs.automation import LIVE, WITH_ITS_ASSET
 from e2a_dagster.defs.resources import LLM, Database
 from e2a_dagster.lib.lint import lint_seeds
 from e2a_dagster.lib.narratives import run_narratives
+from e2a_dagster.lib.reference import seeds_version
 from e2a_dagster.lib.reports import markdown_table
 
 SLA_EXCEPTIONS = dg.AssetKey(["marts", "fct_sla_exceptions"])
@@ -20,7 +22,7 @@ class NarrativesConfig(dg.Config):
     group_name="explanations",
     kinds={"python", "postgres"},
     deps=[SLA_EXCEPTIONS],
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=LIVE,
     description="An ops note and a client note for every new or changed SLA exception (LLM when configured, "
     "validated and grounded; else templates). Never fails the pipeline.",
 )
@@ -63,9 +65,19 @@ def exception_narratives(
     key=["ops", "policy_lint"],
     group_name="explanations",
     kinds={"python"},
+    # Once on a fresh home, then whenever the seeds change (code version = their hash).
+    code_version=seeds_version(),
+    automation_condition=LIVE,
     check_specs=[
-        dg.AssetCheckSpec("reference_data_has_no_lint_errors", asset=["ops", "policy_lint"], blocking=True),
-        dg.AssetCheckSpec("reference_data_has_no_lint_warnings", asset=["ops", "policy_lint"]),
+        dg.AssetCheckSpec(
+            "reference_data_has_no_lint_errors",
+            asset=["ops", "policy_lint"],
+            blocking=True,
+            automation_condition=WITH_ITS_ASSET,
+        ),
+        dg.AssetCheckSpec(
+            "reference_data_has_no_lint_warnings", asset=["ops", "policy_lint"], automation_condition=WITH_ITS_ASSET
+        ),
     ],
     description="Deterministic lint of seeds/ (`e2a lint`): overlapping or gapped ranges, unknown "
     "references, time zones, cutoffs, allowances, severity thresholds, tiers, rates, currencies.",

@@ -12,6 +12,16 @@ from e2a_dagster.lib.ingest import (
 )
 from e2a_dagster.lib.reports import markdown_table
 
+# Run tags of the ingestion jobs. The run queue runs one ingestion run per source at a time (dagster.yaml); the
+# sensors ask for no new run while one that will still list its source is waiting (sensors/runs.py).
+INGEST_TAG = "e2a/ingest"
+# Set on the run once the asset has listed what it takes: new work from then on needs another run.
+LISTED_TAG = "e2a/listed"
+
+
+def mark_listed(context: dg.AssetExecutionContext, what: str) -> None:
+    context.instance.add_run_tags(context.run_id, {LISTED_TAG: what})
+
 
 class LandingEventsConfig(dg.Config):
     files: list[str] = []  # noqa: RUF012 (dg.Config is a pydantic model: defaults are copied)
@@ -31,6 +41,7 @@ def order_events(
     engine = database.engine
     reference = landing.reference()
     paths, missing = files_to_load(landing.events_dir, config.files, pending_files, lambda: ingested_hashes(engine))
+    mark_listed(context, f"{len(paths)} file(s)")
     if missing:
         context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
     results = [ingest_file(engine, path, reference) for path in paths]
@@ -59,5 +70,6 @@ def order_events(
 ingest_landing_events_job = dg.define_asset_job(
     "ingest_landing_events_job",
     selection=dg.AssetSelection.assets(order_events),
-    description="Load landing-zone event files (requested by landing_events_sensor, one run per batch).",
+    tags={INGEST_TAG: "events"},
+    description="Load every landing-zone event file not loaded yet (requested by landing_events_sensor).",
 )

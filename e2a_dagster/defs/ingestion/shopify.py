@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from e2a_dagster.defs.ingestion.assets import INGEST_TAG, mark_listed
 from e2a_dagster.defs.resources import Database, LandingZone, ShopifyShop
 from e2a_dagster.lib.shopify import ShopifyAuthError, ShopifyConfigError, ShopifyError, pull_orders
 
@@ -20,6 +21,7 @@ def shopify_orders(
 ) -> dg.MaterializeResult:
     try:
         config = shopify.shop_config()
+        mark_listed(context, "pull from the committed high-water mark")
         with shopify.client(config) as client:
             result = pull_orders(database.engine, client, tenants=landing.reference().tenants)
     except (ShopifyConfigError, ShopifyAuthError) as exc:
@@ -45,5 +47,6 @@ def shopify_orders(
 ingest_shopify_orders_job = dg.define_asset_job(
     "ingest_shopify_orders_job",
     selection=dg.AssetSelection.assets(shopify_orders),
+    tags={INGEST_TAG: "shopify"},
     description="Pull Shopify orders updated since the committed high-water mark (requested by shopify_sensor).",
 )

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from e2a_dagster.defs.automation import LIVE
+from e2a_dagster.defs.ingestion.assets import INGEST_TAG, mark_listed
 from e2a_dagster.defs.resources import Database, LandingZone
 from e2a_dagster.lib.billing import billing_ingested_hashes, ingest_billing_file, pending_billing_files
 from e2a_dagster.lib.ingest import files_to_load, total_reject_codes
@@ -30,6 +32,7 @@ def invoice_lines(
     paths, missing = files_to_load(
         landing.billing_dir, config.files, pending_billing_files, lambda: billing_ingested_hashes(engine)
     )
+    mark_listed(context, f"{len(paths)} file(s)")
     if missing:
         context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
     results = [ingest_billing_file(engine, path, reference) for path in paths]
@@ -57,7 +60,7 @@ def invoice_lines(
     deps=[dg.AssetKey(["marts", "fct_invoice_reconciliation"])],
     group_name="finance",
     kinds={"python", "postgres"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=LIVE,
     description="One adjustment per non-matched reconciliation row (correction or SLA credit), with "
     "evidence and "
     "approval status; idempotent upsert, vanished discrepancies marked superseded.",
@@ -90,5 +93,6 @@ def invoice_adjustments(context: dg.AssetExecutionContext, database: Database) -
 ingest_billing_job = dg.define_asset_job(
     "ingest_billing_job",
     selection=dg.AssetSelection.assets(invoice_lines),
+    tags={INGEST_TAG: "billing"},
     description="Load billing files from the landing zone (requested by landing_billing_sensor).",
 )

@@ -1,30 +1,22 @@
 """The warehouse business calendar: written by Python, read by dbt as the source ``calendar.warehouse_calendar``."""
 
-import hashlib
-
 import dagster as dg
 
+from e2a_dagster.defs.automation import DEPS_READY, LIVE
 from e2a_dagster.defs.resources import Database
 from e2a_dagster.lib import clock
 from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
+from e2a_dagster.lib.reference import seeds_version
 from e2a_dagster.lib.settings import SEEDS_DIR
 
 CALENDAR_SEEDS = ("warehouses.csv", "calendar_exceptions.csv")
 
-# Rebuild when the seeds it reads are re-loaded (eager on the seed assets), when the seed files or this code
-# change (code version = their hash), and daily because the window moves with the date.
+# Built once on a fresh home, rebuilt when the seeds it reads are re-loaded or the seed files or this code change
+# (code version = their hash), and daily because the window moves with the date (a cron tick alone: the seeds
+# do not change every day).
 CALENDAR_AUTOMATION = (
-    dg.AutomationCondition.eager()
-    | dg.AutomationCondition.code_version_changed()
-    | dg.AutomationCondition.on_cron("5 0 * * *")
-)
-
-
-def _seeds_version() -> str:
-    digest = hashlib.sha256(b"calendar-v1")
-    for name in CALENDAR_SEEDS:
-        digest.update((SEEDS_DIR / name).read_bytes())
-    return digest.hexdigest()[:16]
+    LIVE | (dg.AutomationCondition.cron_tick_passed("5 0 * * *").since_last_handled() & DEPS_READY)
+).with_label("live_or_daily")
 
 
 @dg.asset(
@@ -32,7 +24,7 @@ def _seeds_version() -> str:
     deps=[dg.AssetKey(["reference", "warehouses"]), dg.AssetKey(["reference", "calendar_exceptions"])],
     group_name="reference",
     kinds={"python", "postgres"},
-    code_version=_seeds_version(),
+    code_version=seeds_version(CALENDAR_SEEDS, salt="calendar-v1"),
     automation_condition=CALENDAR_AUTOMATION,
     description="Per warehouse and local date: business day or not, opening/closing/cutoff instants in the "
     "warehouse's IANA zone, holiday name (holidays library + seeds/calendar_exceptions.csv).",

@@ -1,9 +1,10 @@
-"""Near-real-time SLA: the SLA models rebuild on new data (eager automation on the dbt models) and on this
+"""Near-real-time SLA: the SLA models rebuild on new data (live automation on the dbt models) and on this
 schedule with as_of = now, so a stage turns at_risk and then overdue without any new event (DESIGN §1)."""
 
 import dagster as dg
 from dagster_dbt import build_dbt_asset_selection
 
+from e2a_dagster.defs.automation import SLA_BUILD_TAGS
 from e2a_dagster.defs.dbt_models import assets as dbt_models
 from e2a_dagster.defs.resources import Database, dbt_project
 from e2a_dagster.lib.database import missing_relations
@@ -18,6 +19,7 @@ SLA_INPUTS = upstream_relations("sla", dbt_project.manifest_path)
 refresh_sla_job = dg.define_asset_job(
     "refresh_sla_job",
     selection=build_dbt_asset_selection([dbt_models.e2a_dbt_models], dbt_select=SLA_DBT_SELECT),
+    tags=SLA_BUILD_TAGS,
     description="Re-evaluate the SLA models at as_of = now (live, incremental: cost follows new data and "
     "running stages, not history).",
 )
@@ -34,4 +36,17 @@ def sla_refresh_schedule(context: dg.ScheduleEvaluationContext, database: Databa
     missing = missing_relations(database.engine, SLA_INPUTS)
     if missing:
         return dg.SkipReason(f"waiting for the SLA models' inputs to be built once: {', '.join(missing)}")
-    return dg.RunRequest()
+    waiting = context.instance.get_run_records(
+        filters=dg.RunsFilter(tags=SLA_BUILD_TAGS, statuses=list(WAITING)), limit=1
+    )
+    if waiting:
+        run = waiting[0].dagster_run
+        return dg.SkipReason(f"an SLA build is queued already ({run.job_name} {run.run_id[:8]}): it evaluates at now")
+    # The run names its assets: automation then knows they were rebuilt together (`executed_with_root_target`)
+    # and does not rebuild them again downstream of each other.
+    job = context.repository_def.get_job(refresh_sla_job.name)
+    return dg.RunRequest(asset_selection=sorted(job.asset_layer.selected_asset_keys))
+
+
+# Not started yet: such a build will evaluate at the instant it starts, which is what this tick asks for.
+WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING)
