@@ -34,11 +34,27 @@ run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
   config:
-    max_concurrent_runs: 2
+    max_concurrent_runs: 3
+    dequeue_interval_seconds: 1
     tag_concurrency_limits:
+      # one ingestion run per source at a time; the sensors ask for none while one is waiting (sensors/runs.py)
+      - key: "e2a/ingest"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+      # one build of the live-incremental SLA models at a time (automation runs, the 5-minute refresh): their
+      # built_at change marker needs it, and the automation conditions coalesce what lands meanwhile
+      - key: "e2a/sla_models"
+        limit: 1
       # one invoice guard run at a time: the schedules, the invoice sensor and backfills rebuild the same tables
       - key: "e2a/invoice_guard"
         limit: 1
+sensors:
+  use_threads: true
+  num_workers: 4
+schedules:
+  use_threads: true
+  num_workers: 2
 concurrency:
   default_op_concurrency_limit: 2
 freshness:
@@ -292,9 +308,15 @@ def demo_days(now: datetime) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from e2a_dagster.lib import dev_server
+    from e2a_dagster.lib.dbt import parse_project
     from e2a_dagster.lib.reference import Reference
     from e2a_dagster.lib.simulator import simulate_history
 
+    # Ctrl-C and a plain `kill` both stop everything in order (even when started with SIGINT ignored, as a
+    # background job of a script is).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     settings = load_settings()
     info = _prepare(settings)
     print(f"[e2a] database: {redact(info.url())}")
@@ -322,24 +344,48 @@ def cmd_dev(args: argparse.Namespace) -> int:
             f"{summary['events']} events, {summary['shopify_versions']} Shopify order versions, "
             f"{summary['invoices']} invoices"
         )
-    print("[e2a] loading reference data (dbt seed) ...")
-    result = run_pipeline(asset_selection=_seed_keys())
-    if not result.success:
-        print("[e2a] loading seeds failed; see the Dagster UI", file=sys.stderr)
+    # The one `dbt parse` of this session: runs only read the manifest. Seeds, the calendar and every model are
+    # then built by the automation sensor on its first ticks (defs/automation.py); nothing waits for a click.
+    parse_project()
+    leftovers = _cancel_runs("a previous `e2a dev` did not stop cleanly")
+    if leftovers:
+        print(f"[e2a] {leftovers} run(s) a previous session left queued or running: marked canceled")
     stop = threading.Event()
     if not args.no_demo:
         threading.Thread(target=_feed_loop, args=(stop, settings, 30.0, shopify_tenant), daemon=True).start()
-    tcp = EmbeddedServer(settings.home).tcp_info() if not settings.database_url else info
-    print(f"[e2a] Dagster UI: http://{args.host}:{args.port}")
-    if tcp and not tcp.is_socket:
-        from e2a_dagster.lib.bi import BI_ROLE, role_password
+    log_path = settings.home / "logs" / "dagster.log"
+    url = f"http://{args.host}:{args.port}"
+    proc = None
+    try:
+        proc = _start_dagster(args, log_path)
+        print(f"[e2a] starting Dagster ({'its log follows' if args.verbose else f'log: {log_path}'}) ...", flush=True)
+        if not dev_server.wait_until_ready(url, proc):
+            print(f"[e2a] Dagster did not come up; the end of {log_path}:\n{_tail(log_path)}", file=sys.stderr)
+            _stop_dagster(proc)
+            return 1
+        _print_addresses(settings, info, url)
+        return proc.wait()
+    except KeyboardInterrupt:
+        # a second Ctrl-C (or kill) must not cut the stop short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("\n[e2a] stopping Dagster ...", flush=True)
+        if proc is not None:
+            _stop_dagster(proc)
+        return 0
+    finally:
+        stop.set()
+        if shop is not None:
+            shop.stop()
 
-        origin = role_password(BI_ROLE, settings.home).origin.split(":", 1)
-        where = f"${origin[1]}" if origin[0] == "env" else origin[1]
-        print(
-            f"[e2a] BI connection (read-only, marts and actions): {bi_url(settings, tcp)}  "
-            f"(password: {where}; `e2a db url --bi --reveal` prints it whole)"
-        )
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _start_dagster(args: argparse.Namespace, log_path: Path) -> subprocess.Popen:
+    from e2a_dagster.lib import dev_server
+
     cmd = [
         str(Path(sys.executable).parent / "dagster"),
         "dev",
@@ -349,26 +395,64 @@ def cmd_dev(args: argparse.Namespace) -> int:
         args.host,
         "-p",
         str(args.port),
+        "--log-level",
+        "info" if args.verbose else "warning",
     ]
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=os.environ.copy())
+    if args.verbose:
+        return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=os.environ.copy(), start_new_session=True)
+    return dev_server.start(cmd, log_path=log_path, cwd=PROJECT_ROOT, env=os.environ)
+
+
+def _print_addresses(settings: Settings, info: ConnectionInfo, url: str) -> None:
+    """The last lines `e2a dev` prints: where the UI and the BI connection are."""
+    tcp = EmbeddedServer(settings.home).tcp_info() if not settings.database_url else info
+    print(f"[e2a] Dagster UI: {url}")
+    if tcp and not tcp.is_socket:
+        from e2a_dagster.lib.bi import BI_ROLE, role_password
+
+        origin = role_password(BI_ROLE, settings.home).origin.split(":", 1)
+        where = f"${origin[1]}" if origin[0] == "env" else origin[1]
+        print(
+            f"[e2a] BI connection (read-only, marts and actions): {bi_url(settings, tcp)}  "
+            f"(password: {where}; `e2a db url --bi --reveal` prints it whole)"
+        )
+    sys.stdout.flush()
+
+
+def _stop_dagster(proc: subprocess.Popen) -> None:
+    """Within 10 s: queued runs are canceled and running ones marked canceling, the process group is terminated
+    (killed after 5 s), and whatever did not finish is marked canceled. Nothing is left queued."""
+    from e2a_dagster.lib import dev_server
+
+    queued, running = _with_instance(lambda i: dev_server.wind_down_runs(i, "`e2a dev` stopped"), (0, 0))
+    dev_server.stop(proc, timeout=5.0)
+    _cancel_runs("`e2a dev` stopped while the run was in progress")
+    if queued or running:
+        print(f"[e2a] canceled {queued} queued and {running} running run(s); the sensors pick their work up again")
+
+
+def _cancel_runs(message: str) -> int:
+    from e2a_dagster.lib import dev_server
+
+    return _with_instance(lambda i: dev_server.cancel_unfinished_runs(i, message), 0)
+
+
+def _with_instance(fn, default):
+    import dagster as dg
+
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return 130
-    finally:
-        stop.set()
-        if shop is not None:
-            shop.stop()
+        with dg.DagsterInstance.get() as instance:
+            return fn(instance)
+    except Exception as exc:  # a broken instance must not keep `e2a dev` from starting or stopping
+        print(f"[e2a] warning: could not check the run queue: {exc}", file=sys.stderr)
+        return default
 
 
-def _seed_keys():
-    graph = _load_defs().resolve_asset_graph()
-    return [key for key in graph.get_all_asset_keys() if graph.get(key).group_name == "reference"]
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -544,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--no-demo", action="store_true", help="no simulated history or live feed")
+    dev.add_argument("-v", "--verbose", action="store_true", help="Dagster's own log on the console, not in a file")
     dev.add_argument(
         "--demo-orders",
         type=int,
