@@ -1,4 +1,6 @@
 -- A rate card is priced in its tenant's currency (money columns always travel with that currency).
+-- An asset check on the rate cards (two parents: dagster-dbt needs to be told which one it checks).
+{{ config(meta={'dagster': {'ref': {'name': 'rate_cards'}}}) }}
 select
     rate_cards.rate_card_id,
     rate_cards.rate_card_version,

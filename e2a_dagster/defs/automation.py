@@ -49,8 +49,27 @@ NEW_DATA = deps_updated_through_views().since(AC.newly_requested() | AC.initial_
 # The asset's code (dbt SQL, seed file, Python) changed since it was last built or requested.
 CODE_CHANGED = AC.code_version_changed().since_last_handled().with_label("code_changed")
 
+# A raw table whose blocking checks (the GX suite on raw/order_events) passed on its latest ingestion, or that
+# was never ingested: a bad batch keeps what reads it from rebuilding until it is fixed (DESIGN §1), as it does
+# within one `e2a run`.
+RAW_BATCH_PASSED = (AC.missing() | AC.all_checks_match(AC.check_passed(), blocking_only=True)).with_label(
+    "raw_batch_passed"
+)
+
+
+def raw_batches_passed_through_views(depth: int = 3) -> dg.AutomationCondition:
+    """Every raw dependency, direct or behind views (up to ``depth`` deep), passed its blocking checks."""
+    condition = AC.all_deps_match(RAW_BATCH_PASSED).allow(RAW)
+    for _ in range(depth):
+        condition = AC.all_deps_match(RAW_BATCH_PASSED).allow(RAW) & AC.all_deps_match(condition).allow(VIEWS)
+    return condition.with_label("raw_batches_passed")
+
+
 DEPS_READY = (
-    ~AC.any_deps_missing().ignore(RAW) & ~AC.any_deps_in_progress().ignore(RAW) & ~AC.in_progress()
+    ~AC.any_deps_missing().ignore(RAW)
+    & ~AC.any_deps_in_progress().ignore(RAW)
+    & ~AC.in_progress()
+    & raw_batches_passed_through_views()
 ).with_label("deps_ready")
 
 # Tables, seeds and Python assets: built once, then again whenever new data or new code reaches them.
@@ -59,7 +78,7 @@ LIVE = (AC.in_latest_time_window() & (NEVER_BUILT | NEW_DATA | CODE_CHANGED) & D
 # dbt views: (re)created only when missing or when their SQL changed; new data flows through them.
 VIEW = (
     AC.in_latest_time_window() & (NEVER_BUILT | CODE_CHANGED) & ~AC.any_deps_missing().ignore(RAW) & ~AC.in_progress()
-)
+).with_label("view")
 
 # Actions on SLA figures (notifications): live, but never on figures a blocking check rejected (in this run or
 # the upstream one).

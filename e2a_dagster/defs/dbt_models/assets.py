@@ -54,8 +54,20 @@ def e2a_dbt_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, db
     # tests on models downstream that may not exist yet; the tests of this step's checks are named explicitly.
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     args = [*dbt_build_args(config.as_of), *selected_tests_args(context)]
-    for event in stream_dbt(dbt, args, context):
-        yield with_model_metrics(context, event, database)
+    yield from reported_at_the_end(with_model_metrics(context, e, database) for e in stream_dbt(dbt, args, context))
+
+
+def reported_at_the_end(events: Iterator) -> Iterator:
+    """The step's events once dbt is done (the rows are in the database as each model finishes). Until then
+    every model of the step is in progress for the automation conditions, so new data landing meanwhile is
+    rebuilt by one run after this one, not by a run per model already finished here (defs/automation.py)."""
+    done = []
+    try:
+        done.extend(events)
+    except BaseException:
+        yield from done  # what did build still counts
+        raise
+    yield from done
 
 
 @functools.cache
