@@ -575,6 +575,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         shopify_store=store,
         shopify_tenant=shopify_tenant,
         billing_error_rate=args.billing_errors,
+        supplementary_invoices=args.supplementary_invoices,
         progress=_progress,
     )
     print(text_table([{"figure": k, "value": v} for k, v in summary.items()]))
@@ -656,6 +657,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.02,
         help="injected invoice errors per shipped order (at least one of each type per invoice)",
+    )
+    sim.add_argument(
+        "--supplementary-invoices",
+        action="store_true",
+        help="bill each month in two invoices: a main one and a supplementary one with the lines it left out",
     )
     sim.add_argument("--no-shopify", action="store_true", help="no Shopify orders (landing zone only)")
     sim.add_argument("--live", action="store_true", help="drip events in (accelerated) real time until Ctrl-C")
