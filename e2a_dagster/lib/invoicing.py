@@ -419,7 +419,7 @@ class SyncResult:
     credits_total: Decimal = Decimal("0.00")
     corrections_total: Decimal = Decimal("0.00")
     needs_review: int = 0
-    auto_approved_now: int = 0
+    auto_approved_now: int = 0  # newly auto-approved by this run (a backtest: what the live rules would approve)
     held_by_guard: int = 0
     guard_trips: list[GuardTrip] = field(default_factory=list)
 
@@ -545,6 +545,10 @@ def sync_adjustments(
         adjustments, trips = apply_run_guard(adjustments, stored, policies)
         result.guard_trips = trips
         result.held_by_guard = sum(t.count for t in trips)
+        # What this run auto-approves (a backtest: what the live rules would have auto-approved).
+        result.auto_approved_now = sum(
+            is_new_approval(a.approval_status, a.amount, stored.get(a.adjustment_id)) for a in adjustments
+        )
         if backtest:
             adjustments = [
                 _replace(
@@ -576,7 +580,6 @@ def sync_adjustments(
             else:
                 result.corrections_total += adj.amount
             result.needs_review += adj.approval_status == "needs_review"
-            result.auto_approved_now += is_new_approval(adj.approval_status, adj.amount, stored.get(adj.adjustment_id))
         result.superseded = conn.execute(
             sa.text(
                 f"""

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -69,6 +69,10 @@ def build(pg_info, select: str, as_of: str = AS_OF) -> None:
         ],
         pg_info,
     )
+
+
+def run(pg_info, select: str, as_of: str) -> None:
+    run_dbt(["run", "--select", select, "--vars", json.dumps({"as_of": as_of}), "--quiet"], pg_info)
 
 
 @pytest.fixture(scope="module")
@@ -400,11 +404,12 @@ def test_an_open_month_has_no_minimum_no_cap_and_no_findings(engine, world, cred
 
 def test_the_month_closes_at_local_midnight(engine, pg_info, world, credit_note):
     p = world["p"]
-    build(pg_info, "fct_expected_charges", as_of="2032-06-30T23:59:59-04:00")
+    # 23:59:59 New York is already 07-01 in UTC: the month closes in the tenant's zone, not in UTC. (The tests
+    # that follow rebuild the invoice models at as_of.)
+    run(pg_info, "fct_expected_charges", as_of="2032-06-30T23:59:59-04:00")
     before_midnight = expected_june(engine, p)
-    build(pg_info, "fct_expected_charges", as_of="2032-07-01T00:00:00-04:00")
+    run(pg_info, "fct_expected_charges", as_of="2032-07-01T00:00:00-04:00")
     at_midnight = expected_june(engine, p)
-    build(pg_info, "fct_expected_charges")  # back to as_of for the tests that follow
     assert ("MONTHLY_MINIMUM", None) not in before_midnight
     assert {v[1] for v in before_midnight.values()} == {"open"}
     assert at_midnight[("MONTHLY_MINIMUM", None)][:2] == (D("243.10"), "closed")
@@ -516,3 +521,36 @@ def test_adjustment_ids_follow_the_reconciliation_grain(guarded, world):
     p = world["p"]
     row = guarded["adj"][("ORDER_FEE", "G02")]
     assert row["adjustment_id"] == adjustment_id("globex", date(2032, 4, 1), "ORDER_FEE", f"{p}-G02", "unbilled")
+
+
+def test_a_backtest_never_approves_and_says_what_live_would_do(engine, reference, world, guarded):
+    from e2a_dagster.lib.backtest import drop_backtest, prepare_schemas
+
+    p, name = world["p"], f"bt{world['p'].lower()}"
+
+    def notifications() -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("select count(*) from actions.notifications")).scalar_one()
+
+    before = notifications()
+    prepare_schemas(engine, name, datetime.fromisoformat(AS_OF))
+    try:
+        result = sync_adjustments(engine, reference, actions_schema=f"{name}_actions", backtest=True)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "select order_id, approval_status, approval_reason "
+                    f"from {name}_actions.invoice_adjustments where order_id like :p"
+                ),
+                {"p": f"{p}-%"},
+            ).all()
+    finally:
+        drop_backtest(engine, name)
+    by_order = {o.removeprefix(f"{p}-"): (s, r) for o, s, r in rows}
+    # S1's duplicate (May) and G02..G21's 60 unbilled lines (April): written, none approved
+    assert len(rows) == 61 and {s for s, _ in by_order.values()} == {"needs_review"}
+    assert by_order["S1"][1].startswith("backtest: never approved; live would be ")
+    # globex's 60 are more than one run may auto-approve: the live rules would hold them too
+    assert by_order["G02"][1].startswith("backtest: never approved; live would be needs_review (run_guard:")
+    assert any(t.tenant_id == "globex" and t.count == 60 for t in result.guard_trips)
+    assert notifications() == before  # a backtest notifies nobody
