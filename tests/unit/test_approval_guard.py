@@ -106,3 +106,21 @@ def test_already_approved_rows_do_not_count_again():
 def test_a_tenant_with_a_zero_guard_never_auto_approves():
     out, trips = apply_run_guard([adj(1, "0.50")], {}, {"acme": ApprovalPolicy(D("25.00"), 0, D("500"))})
     assert [a.approval_status for a in out] == ["needs_review"] and trips[0].count == 1
+
+
+def test_the_lint_checks_the_approval_settings(tmp_path):
+    import shutil
+
+    from e2a_dagster.lib.lint import lint_seeds
+    from e2a_dagster.lib.settings import SEEDS_DIR
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS_DIR, seeds)
+    path = seeds / "tenants.csv"
+    lines = path.read_text().splitlines()
+    assert lines[1].endswith(",25.00,true,20,500.00") and lines[2].endswith(",25.00,true,20,500.00")
+    lines[1] = lines[1].removesuffix(",20,500.00") + ",2.5,500.00"  # acme: not a whole number
+    lines[2] = lines[2].removesuffix(",20,500.00") + ",20,-1"  # globex: negative
+    path.write_text("\n".join(lines) + "\n")
+    got = {(f.file.split("/")[-1], f.line, f.code) for f in lint_seeds(seeds) if f.file.endswith("tenants.csv")}
+    assert got == {("tenants.csv", 2, "invalid_number"), ("tenants.csv", 3, "negative_limit")}
