@@ -113,10 +113,9 @@ def _load_defs():
 # e2a run
 
 
-def run_pipeline(
-    as_of: str | None = None, *, asset_selection=None, raise_on_error: bool = False, log_level: str = "WARNING"
-):
-    """One in-process pass over every asset (ingest pending files, build dbt), recorded in the Dagster instance."""
+def run_pipeline(*, asset_selection=None, raise_on_error: bool = False, log_level: str = "WARNING"):
+    """One in-process pass over every asset (ingest pending files, build dbt), recorded in the Dagster instance.
+    Always live: "now" is ``E2A_NOW`` or the wall clock (a past instant is a backtest, lib/backtest.py)."""
     import dagster as dg
 
     definitions = _load_defs()
@@ -124,15 +123,6 @@ def run_pipeline(
     if asset_selection is None:
         asset_selection = configured_assets(definitions)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    if as_of:
-        # The dbt assets may run as several steps (e2a_dbt_models, e2a_dbt_models_2, ...: the calendar asset
-        # sits between the seeds and the models): every one of them evaluates at the same as_of.
-        dbt_steps = [
-            n.name
-            for n in job.graph.nodes
-            if n.name.split("_")[:3] == ["e2a", "dbt", "models"] or n.name == "billable_activity_daily"
-        ]
-        run_config["ops"] = {name: {"config": {"as_of": as_of}} for name in dbt_steps}
     graph = definitions.resolve_asset_graph()
     partitioned = any(graph.get(key).partitions_def is not None for key in asset_selection)
     with dg.DagsterInstance.get() as instance:
@@ -198,30 +188,31 @@ def _summary(info: ConnectionInfo, started: datetime) -> list[dict]:
     ]
 
 
-def _parse_as_of(text: str | None) -> str | None:
+def _parse_as_of(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise SystemExit(f"e2a: --as-of {text!r} is not an ISO-8601 timestamp") from None
-    if value.tzinfo is None:
-        raise SystemExit(f"e2a: --as-of {text!r} needs a UTC offset (e.g. {text}+00:00)")
-    return value.isoformat()
+        return clock.parse_instant(text, what="--as-of")
+    except clock.ClockError as exc:
+        raise SystemExit(f"e2a: {exc}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     as_of = _parse_as_of(args.as_of)
+    if args.into and as_of is None:
+        raise SystemExit("e2a: --into names a backtest: give the instant with --as-of")
     settings = load_settings()
     info = _prepare(settings)
+    if as_of is not None:
+        return run_backtest_command(settings, info, as_of, args.into or "backtest")
     started = datetime.now().astimezone() - timedelta(seconds=1)
     if args.verbose:
-        result = run_pipeline(as_of, log_level="DEBUG")
+        result = run_pipeline(log_level="DEBUG")
     else:
         # dbt's own progress lines go to a log file; the summary below is what a person needs.
         log_path = settings.home / "last-run.log"
         with open(log_path, "w") as log, contextlib.redirect_stdout(log):
-            result = run_pipeline(as_of)
+            result = run_pipeline()
     failed_steps = [e.step_key for e in result.all_events if e.is_step_failure]
     failed_checks = [
         e.event_specific_data.check_name  # type: ignore[union-attr]
@@ -240,6 +231,66 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     print(f"\nrun {result.run_id} succeeded")
     return 0
+
+
+def run_backtest_command(settings: Settings, info: ConnectionInfo, as_of: datetime, name: str) -> int:
+    """``e2a run --as-of T [--into NAME]``: a side-effect-free backtest into NAME_* (lib/backtest.py)."""
+    from e2a_dagster.lib.backtest import BacktestError, run_backtest, validate_name
+
+    try:
+        validate_name(name)
+    except BacktestError as exc:
+        raise SystemExit(f"e2a: {exc}") from None
+    log_path = settings.home / f"backtest-{name}.log"
+    engine = make_engine(info)
+    try:
+        result = run_backtest(
+            engine,
+            info,
+            as_of,
+            name,
+            log_path=log_path,
+            progress=lambda message: print(f"[e2a] backtest {name}: {message}", file=sys.stderr, flush=True),
+        )
+    except BacktestError as exc:
+        print(f"e2a: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(text_table(result.rows()))
+    print(
+        f"\nbacktest {name} as of {as_of.isoformat()} in {result.seconds} s: read it from "
+        f"{', '.join(result.schemas[s] for s in ('marts', 'actions'))} (same table names as the live schemas); "
+        "live state untouched, nothing approved, ingested or notified"
+    )
+    if not result.ok:
+        print(f"\nbacktest {name} FAILED in dbt (log: {log_path}):\n{result.dbt_message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from e2a_dagster.lib.backtest import BacktestError, drop_backtest, list_backtests
+
+    settings = load_settings()
+    info = _prepare(settings)
+    engine = make_engine(info)
+    try:
+        if args.action == "list":
+            rows = list_backtests(engine)
+            print(text_table(rows) if rows else "no backtests (make one with `e2a run --as-of TS [--into NAME]`)")
+            return 0
+        try:
+            dropped = drop_backtest(engine, args.name)
+        except BacktestError as exc:
+            raise SystemExit(f"e2a: {exc}") from None
+        if not dropped:
+            print(f"no backtest named {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"dropped {', '.join(dropped)}")
+        return 0
+    finally:
+        engine.dispose()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -524,6 +575,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         shopify_store=store,
         shopify_tenant=shopify_tenant,
         billing_error_rate=args.billing_errors,
+        supplementary_invoices=args.supplementary_invoices,
         progress=_progress,
     )
     print(text_table([{"figure": k, "value": v} for k, v in summary.items()]))
@@ -553,9 +605,23 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=cmd_dev)
 
     run = sub.add_parser("run", help="one in-process pass: ingest what is pending, build every model")
-    run.add_argument("--as-of", help="evaluate as of this instant (ISO-8601 with offset); default now")
+    run.add_argument(
+        "--as-of",
+        help="a backtest at this past instant (ISO-8601 with offset) into backtest_* schemas: live state untouched "
+        "(pin the live system with E2A_NOW instead)",
+    )
+    run.add_argument("--into", help="--as-of: name of the backtest (schemas NAME_marts, NAME_actions, ...)")
     run.add_argument("-v", "--verbose", action="store_true", help="show the run's log")
     run.set_defaults(func=cmd_run)
+
+    backtest = sub.add_parser("backtest", help="the backtests `e2a run --as-of` wrote: list, drop")
+    backtest_sub = backtest.add_subparsers(dest="action", required=True)
+    backtest_sub.add_parser("list", help="list backtests (name, as_of, when, status, schemas)").set_defaults(
+        func=cmd_backtest
+    )
+    backtest_drop = backtest_sub.add_parser("drop", help="drop a backtest's schemas")
+    backtest_drop.add_argument("name")
+    backtest_drop.set_defaults(func=cmd_backtest)
 
     db = sub.add_parser("db", help="the database")
     db.add_argument("action", choices=["url", "start", "stop"])
@@ -591,6 +657,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.02,
         help="injected invoice errors per shipped order (at least one of each type per invoice)",
+    )
+    sim.add_argument(
+        "--supplementary-invoices",
+        action="store_true",
+        help="bill each month in two invoices: a main one and a supplementary one with the lines it left out",
     )
     sim.add_argument("--no-shopify", action="store_true", help="no Shopify orders (landing zone only)")
     sim.add_argument("--live", action="store_true", help="drip events in (accelerated) real time until Ctrl-C")

@@ -722,9 +722,8 @@ class NarrativeSummary:
             self.cost_estimate = (self.cost_estimate or Decimal(0)) + row.cost_estimate
 
 
-_UPSERT = sa.text(
-    """
-    insert into actions.exception_narratives
+_UPSERT = """
+    insert into {actions}.exception_narratives
       (exception_id, input_hash, tenant_id, order_id, stage, exception_status, severity, label, ops_note,
        client_note, confidence, generator, status, status_detail, model, prompt_version, tokens,
        prompt_tokens,
@@ -740,7 +739,6 @@ _UPSERT = sa.text(
        prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
        cost_estimate = excluded.cost_estimate, created_at = now()
     """
-)
 
 
 def _is_transient(status: str) -> bool:
@@ -760,8 +758,10 @@ class NarrativeWriter:
         budget: TokenBudget | None = None,
         breaker: CircuitBreaker | None = None,
         log_fn: Callable[[str], None] | None = None,
+        actions_schema: str = "actions",
     ):
         self.engine = engine
+        self.actions = _schema(actions_schema)
         self.ref = ref
         self.prompt = prompt
         self.llm = llm
@@ -782,7 +782,7 @@ class NarrativeWriter:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.text(
-                    "select exception_id, input_hash, status from actions.exception_narratives "
+                    f"select exception_id, input_hash, status from {self.actions}.exception_narratives "
                     "where exception_id = any(cast(:ids as text[]))"
                 ),
                 {"ids": [i.exception_id for i in items]},
@@ -908,7 +908,7 @@ class NarrativeWriter:
 
     def _write(self, row: NarrativeRow, summary: NarrativeSummary) -> None:
         with self.engine.begin() as conn:
-            conn.execute(_UPSERT, row.params())
+            conn.execute(sa.text(_UPSERT.format(actions=self.actions)), row.params())
         summary.add(row)
 
 
@@ -926,14 +926,16 @@ def run_narratives(
     *,
     schema: str = "marts",
     raw_schema: str = "raw",
+    actions_schema: str = "actions",
     seeds_dir: Path = SEEDS_DIR,
     prompt: Prompt | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], None] | None = None,
     log_fn: Callable[[str], None] | None = None,
 ) -> NarrativeSummary:
-    """Narratives for every new or changed exception in ``<schema>.fct_sla_exceptions``: the whole flow the
-    ``actions/exception_narratives`` asset runs (and the tests drive with a fake server and a fake clock)."""
+    """Narratives for every new or changed exception in ``<schema>.fct_sla_exceptions``, written to
+    ``<actions_schema>.exception_narratives``: the whole flow the ``actions/exception_narratives`` asset runs
+    (and the tests drive with a fake server and a fake clock; a backtest writes templates into its own schema)."""
     clock = clock or clock_now
     ref = NarrativeReference.load(seeds_dir)
     prompt = prompt or Prompt.load("exception_narrative")
@@ -955,7 +957,16 @@ def run_narratives(
             clock=clock,
         )
     try:
-        writer = NarrativeWriter(engine, ref, prompt, llm=client, budget=budget, breaker=breaker, log_fn=log_fn)
+        writer = NarrativeWriter(
+            engine,
+            ref,
+            prompt,
+            llm=client,
+            budget=budget,
+            breaker=breaker,
+            log_fn=log_fn,
+            actions_schema=actions_schema,
+        )
         return writer.run(items)
     finally:
         if client is not None:

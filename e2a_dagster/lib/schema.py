@@ -396,6 +396,78 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        9,
+        "invoice adjustments keyed by the reconciliation period (tenant, month, charge, order), approval reasons, "
+        "the run guard's notifications",
+        [
+            "alter table actions.invoice_adjustments add column if not exists period_start date",
+            "alter table actions.invoice_adjustments add column if not exists approval_reason text",
+            # The period of the rows written before: the expected line's month, else the invoice's first month.
+            """
+            update actions.invoice_adjustments
+               set period_start = coalesce(
+                       cast(evidence -> 'expected' ->> 'period_start' as date),
+                       cast(date_trunc('month', cast(evidence -> 'invoice_period' ->> 0 as date)) as date))
+             where period_start is null
+            """,
+            # Re-key them on the new grain (lib/invoicing.adjustment_id), so approvals and notifications follow.
+            # Rows that now share a key (one discrepancy once reported per invoice of its month) keep their old
+            # id and are superseded, but for the one that stays: the open, most recently updated one.
+            """
+            create temporary table adjustment_rekey on commit drop as
+            select adjustment_id as old_id,
+                   left(encode(sha256(convert_to(concat_ws(chr(31), tenant_id, to_char(period_start, 'YYYY-MM-DD'),
+                   charge_code, coalesce(order_id, ''), discrepancy_type), 'UTF8')), 'hex'), 32) as new_id,
+                   row_number() over (
+                       partition by tenant_id, period_start, charge_code, coalesce(order_id, ''), discrepancy_type
+                       order by (status = 'open') desc, updated_at desc, adjustment_id
+                   ) as key_rank
+            from actions.invoice_adjustments
+            """,
+            """
+            update actions.invoice_adjustments as a
+               set status = 'superseded', superseded_at = coalesce(a.superseded_at, now()), updated_at = now()
+              from adjustment_rekey as k
+             where a.adjustment_id = k.old_id and k.key_rank > 1 and a.status = 'open'
+            """,
+            """
+            update actions.notifications as n
+               set subject_id = k.new_id
+              from adjustment_rekey as k
+             where n.kind = 'invoice_adjustment_needs_review' and n.subject_id = k.old_id and k.key_rank = 1
+               and k.new_id <> k.old_id
+            """,
+            """
+            update actions.invoice_adjustments as a
+               set adjustment_id = k.new_id
+              from adjustment_rekey as k
+             where a.adjustment_id = k.old_id and k.key_rank = 1 and k.new_id <> k.old_id
+            """,
+            "create index if not exists invoice_adjustments_period_idx on actions.invoice_adjustments "
+            "(tenant_id, period_start)",
+            # One notification per tenant and batch the run guard held back.
+            """
+            do $$
+            declare c text;
+            begin
+                for c in
+                    select conname from pg_constraint
+                    where conrelid = 'actions.notifications'::regclass and contype = 'c'
+                      and pg_get_constraintdef(oid) like '%kind%'
+                loop
+                    execute format('alter table actions.notifications drop constraint %I', c);
+                end loop;
+            end
+            $$
+            """,
+            """
+            alter table actions.notifications add constraint notifications_kind_check
+                check (kind in ('sla_exception_critical', 'invoice_adjustment_needs_review',
+                                'invoice_approval_guard'))
+            """,
+        ],
+    ),
 ]
 
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from e2a_dagster.defs.resources import Database, LandingZone
+from e2a_dagster.defs.resources import Database, LandingZone, Notifier
 from e2a_dagster.lib.billing import billing_ingested_hashes, ingest_billing_file, pending_billing_files
 from e2a_dagster.lib.ingest import files_to_load, total_reject_codes
 from e2a_dagster.lib.invoice_metrics import reconciliation_metrics
@@ -59,18 +59,22 @@ def invoice_lines(
     kinds={"python", "postgres"},
     automation_condition=dg.AutomationCondition.eager(),
     description="One adjustment per non-matched reconciliation row (correction or SLA credit), with "
-    "evidence and "
-    "approval status; idempotent upsert, vanished discrepancies marked superseded.",
+    "evidence and approval status; idempotent upsert, vanished discrepancies marked superseded. The run guard "
+    "sends a tenant's mass auto-approvals to review, with one notification saying why.",
 )
-def invoice_adjustments(context: dg.AssetExecutionContext, database: Database) -> dg.MaterializeResult:
+def invoice_adjustments(
+    context: dg.AssetExecutionContext, database: Database, notifier: Notifier
+) -> dg.MaterializeResult:
     engine = database.engine
-    result = sync_adjustments(engine)
+    result = sync_adjustments(engine, notify_enabled=notifier.url is not None)
+    for trip in result.guard_trips:
+        context.log.warning(f"run guard held {trip.count} auto-approvals of {trip.tenant_id}: {trip.reason}")
     with engine.connect() as conn:
         preview = [
             dict(r)
             for r in conn.exec_driver_sql(
                 """
-                select invoice_id, charge_code, order_id, kind, amount, currency, approval_status
+                select invoice_id, period_start, charge_code, order_id, kind, amount, currency, approval_status
                 from actions.invoice_adjustments where status = 'open'
                 order by abs(amount) desc, adjustment_id limit 10
                 """
