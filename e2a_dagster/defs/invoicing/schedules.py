@@ -44,7 +44,7 @@ reconcile_invoices_job = dg.define_asset_job(
         | build_dbt_asset_selection([dbt_models.e2a_dbt_models], dbt_select=INVOICE_DBT_SELECT)
         | dg.AssetSelection.assets(invoice_adjustments)
     ),
-    partitions_def=BILLING_DAYS,
+    # partitioned by BILLING_DAYS: Dagster infers it from the one partitioned asset selected
     tags={"e2a/invoice_guard": "true"},
     description="Invoice guard: load received invoices, rebuild the billable activity of a range of "
     "tenant-local days (config: tenants, empty = all), the expected charges and the reconciliation, write "
