@@ -149,24 +149,3 @@ def test_definitions_validate_with_the_dagster_cli(dbt_manifest):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
-
-
-def test_asset_keys_groups_and_jobs_snapshot(definitions):
-    """Catches accidental renames of the keys BI tools, sensors and docs rely on."""
-    graph = definitions.resolve_asset_graph()
-    keys = {"/".join(k.path) for k in graph.get_all_asset_keys()}
-    assert {
-        "raw/order_events",
-        "reference/tenants",
-        "reference/warehouses",
-        "reference/sla_policies",
-        "reference/rate_cards",
-        "staging/stg_landing__order_events",
-        "intermediate/int_orders_milestoned",
-        "marts/fct_orders",
-    } <= keys
-    assert graph.get(dg.AssetKey(["raw", "order_events"])).group_name == "ingestion"
-    assert graph.get(dg.AssetKey(["marts", "fct_orders"])).group_name == "operations"
-    assert definitions.resolve_job_def("ingest_landing_events_job") is not None
-    sensor_names = {s.name for s in definitions.sensors}
-    assert {"landing_events_sensor", "automation_sensor"} <= sensor_names
