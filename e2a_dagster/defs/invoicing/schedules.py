@@ -61,7 +61,8 @@ def run_request(plan: RefreshPlan, *, run_key: str | None = None, origin: str) -
     """The reconcile run of ``plan``: its partition range, its tenants, and why (tags)."""
     start, end = plan.partition_range()
     tags = {"e2a/origin": origin, "e2a/tenants": ",".join(plan.tenants)}
-    tags.update({f"e2a/why/{k}": v[:250] for k, v in plan.reasons.items()})
+    # one tag per tenant: why its days are rebuilt (a tag key has one namespace: e2a/why.<tenant>)
+    tags.update({f"e2a/why.{k}": v[:250] for k, v in plan.reasons.items()})
     partition_key = None
     if start == end:
         partition_key = start
