@@ -69,7 +69,7 @@ joined as (
         billed.invoice_id is not null as is_billed,
         expected.invoice_id is not null as is_expected,
         coalesce(billed.billed_line_count, 0) as billed_line_count,
-        coalesce(billed.billed_line_ids, '[]'::jsonb) as billed_line_ids,
+        coalesce(billed.billed_line_ids, cast('[]' as jsonb)) as billed_line_ids,
         billed.billed_quantity,
         billed.billed_unit_rate,
         coalesce(billed.billed_amount, 0) as billed_amount,
