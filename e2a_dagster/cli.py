@@ -162,7 +162,19 @@ def configured_assets(definitions) -> list:
     return [key for key in definitions.resolve_asset_graph().materializable_asset_keys if key not in skip]
 
 
+def _database_now(info: ConnectionInfo) -> datetime:
+    """The database's clock: what ``ingested_at`` and ``last_attempt_at`` are stamped with (the machine running
+    ``e2a`` may keep another time: an external server, a skewed clock)."""
+    engine = make_engine(info)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("select clock_timestamp()").scalar_one()
+    finally:
+        engine.dispose()
+
+
 def _summary(info: ConnectionInfo, started: datetime) -> list[dict]:
+    """The run's figures; "this run" = stamped (database clock) at or after ``started``."""
     engine = make_engine(info)
     try:
         with engine.connect() as conn:
@@ -205,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     info = _prepare(settings)
     if as_of is not None:
         return run_backtest_command(settings, info, as_of, args.into or "backtest")
-    started = datetime.now().astimezone() - timedelta(seconds=1)
+    started = _database_now(info)
     if args.verbose:
         result = run_pipeline(log_level="DEBUG")
     else:

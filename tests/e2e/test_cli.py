@@ -28,6 +28,11 @@ def _e2a(env: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+# The simulated history: 40 orders created over three days from Monday 2026-10-26 (before the session's
+# pinned now, so every timeline is complete, and before any machine clock the suite runs under).
+SIM = ("--orders", "40", "--days", "3", "--seed", "5", "--start", "2026-10-26T00:00:00+00:00")
+
+
 @pytest.fixture(scope="module")
 def cli_env(pg_info, tmp_path_factory):
     with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:
@@ -35,22 +40,38 @@ def cli_env(pg_info, tmp_path_factory):
         conn.execute(f'create database "{CLI_DB}"')
     home = tmp_path_factory.mktemp("cli-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("E2A_", "DAGSTER_HOME"))}
-    env.update({"E2A_HOME": str(home), "E2A_DATABASE_URL": pg_info.with_dbname(CLI_DB).url()})
+    env.update(
+        {
+            "E2A_HOME": str(home),
+            "E2A_DATABASE_URL": pg_info.with_dbname(CLI_DB).url(),
+            "E2A_NOW": os.environ["E2A_NOW"],  # the session's pinned clock
+            "E2A_BILLING_START": "2026-10-01",  # the simulated month: a few dozen daily partitions, not years
+        }
+    )
     return env
 
 
-def test_simulate_run_and_dlq(cli_env):
-    sim = _e2a(cli_env, "simulate", "--orders", "40", "--days", "3", "--seed", "5")
+@pytest.fixture(scope="module")
+def simulated_run(cli_env):
+    """What a user does first: simulate a history, drop a bad file beside it, run once."""
+    sim = _e2a(cli_env, *("simulate", *SIM))
     assert sim.returncode == 0, sim.stderr
-    assert "orders" in sim.stdout and "40" in sim.stdout
-
     events = os.path.join(cli_env["E2A_HOME"], "landing", "events")
     with open(os.path.join(events, "bad.jsonl"), "w") as fh:
         fh.write('{"event_id": "x"}\n')
-
     run = _e2a(cli_env, "run")
+    return sim, run, events
+
+
+def _figures(stdout: str) -> dict[str, str]:
+    return dict(line.rsplit(None, 1) for line in stdout.splitlines() if line.strip() and not line.startswith("-"))
+
+
+def test_simulate_run_and_dlq(cli_env, simulated_run):
+    sim, run, events = simulated_run
+    assert "orders" in sim.stdout and "40" in sim.stdout
     assert run.returncode == 0, run.stdout + run.stderr
-    lines = dict(line.rsplit(None, 1) for line in run.stdout.splitlines() if line.strip() and not line.startswith("-"))
+    lines = _figures(run.stdout)
     assert int(lines["records rejected (this run)"]) == 1
     assert int(lines["events loaded (this run)"]) > 100
     # Some simulated orders go through the (unconfigured here) Shopify channel, not the landing zone.
@@ -64,10 +85,6 @@ def test_simulate_run_and_dlq(cli_env):
     assert int(lines["orders in marts.fct_orders"]) == len(landing_orders)
     assert "succeeded" in run.stdout
 
-    again = _e2a(cli_env, "run")
-    assert again.returncode == 0
-    assert "events loaded (this run)     0" in again.stdout
-
     dlq = _e2a(cli_env, "dlq", "list")
     assert dlq.returncode == 0
     assert "bad.jsonl:1" in dlq.stdout and "missing_field" in dlq.stdout
@@ -76,21 +93,27 @@ def test_simulate_run_and_dlq(cli_env):
     assert url.returncode == 0 and CLI_DB in url.stdout
 
 
-def test_run_exits_non_zero_when_a_blocking_check_fails(cli_env):
+def test_run_exits_non_zero_when_a_blocking_check_fails(cli_env, simulated_run):
     """A row that slipped past validation (written straight into raw) fails the blocking GX check on
-    raw.order_events, which keeps the models from building on it: the run says so and exits 1."""
+    raw.order_events, which keeps the models from building on it: the run says so and exits 1. It is the
+    second run over the same landing zone: no file is loaded twice."""
     url = cli_env["E2A_DATABASE_URL"]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             """
             insert into raw.order_events (tenant_id, source, event_id, event_type, order_id, occurred_at, payload)
-            values ('acme', 'oms', 'forced-1', 'order_teleported', 'FORCED-1', now(), '{}')
+            values ('acme', 'oms', 'forced-1', 'order_teleported', 'FORCED-1', '2026-10-28T12:00:00Z', '{}')
             """
         )
-    run = _e2a(cli_env, "run")
+    try:
+        run = _e2a(cli_env, "run")
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("delete from raw.order_events where event_id = 'forced-1'")
     assert run.returncode == 1
     assert "FAILED" in run.stderr
     assert "order_events_are_well_formed" in run.stdout
+    assert _figures(run.stdout)["events loaded (this run)"] == "0"
 
 
 def test_run_rejects_a_naive_as_of(cli_env):

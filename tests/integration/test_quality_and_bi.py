@@ -20,7 +20,7 @@ from e2a_dagster.defs.actions.assets import notifications, sla_radar
 from e2a_dagster.defs.quality.checks import order_events_are_well_formed, sla_evaluations_are_consistent
 from e2a_dagster.defs.resources import Database, Notifier
 from e2a_dagster.defs.sla.assets import warehouse_calendar
-from e2a_dagster.lib import bi, notify, quality
+from e2a_dagster.lib import bi, clock, notify, quality
 from e2a_dagster.lib.dbt import run_dbt
 from e2a_dagster.lib.ingest import ingest_file
 from tests.helpers import write_jsonl
@@ -297,12 +297,10 @@ def test_bi_roles_read_marts_only_and_tenants_see_their_rows(engine, pg_info, bu
 # Blocking checks: the downstream asset does not materialize
 
 
-def _definitions_job(selection: dg.AssetSelection) -> dg.JobDefinition:
+def _definitions_job(definitions: dg.Definitions, selection: dg.AssetSelection) -> dg.JobDefinition:
     """A job over the real code location's definitions (every asset, check and resource)."""
-    from e2a_dagster.definitions import defs
-
     job = dg.define_asset_job("quality_gate_test_job", selection=selection)
-    return dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def("quality_gate_test_job")
+    return dg.Definitions.merge(definitions, dg.Definitions(jobs=[job])).resolve_job_def("quality_gate_test_job")
 
 
 def _outcome(result: dg.ExecuteInProcessResult) -> tuple[dict[str, bool], list[str], dict]:
@@ -316,7 +314,7 @@ def _outcome(result: dg.ExecuteInProcessResult) -> tuple[dict[str, bool], list[s
     return checks, materialized, metadata
 
 
-def test_typo_batch_blocks_the_dbt_models(engine, built, uid):
+def test_typo_batch_blocks_the_dbt_models(engine, built, uid, definitions):
     """A whole file whose event type is misspelt, forced into raw past ingestion's validation: the blocking GX
     check fails and the dbt models downstream of raw/order_events do not run; once the rows are gone they do."""
     file_name = f"{uid}-typo.jsonl"
@@ -341,7 +339,7 @@ def test_typo_batch_blocks_the_dbt_models(engine, built, uid):
     selection = dg.AssetSelection.checks(order_events_are_well_formed) | dg.AssetSelection.assets(
         dg.AssetKey(["staging", "stg_landing__order_events"])
     )
-    job = _definitions_job(selection)
+    job = _definitions_job(definitions, selection)
     try:
         with dg.DagsterInstance.ephemeral() as instance:
             blocked = job.execute_in_process(instance=instance, raise_on_error=False)
@@ -361,7 +359,7 @@ def test_typo_batch_blocks_the_dbt_models(engine, built, uid):
     assert materialized == ["staging/stg_landing__order_events"]
 
 
-def test_negative_minutes_late_blocks_notifications(engine, built, uid):
+def test_negative_minutes_late_blocks_notifications(engine, built, uid, definitions):
     """A negative minutes_late forced into the mart: the blocking check fails, notifications do not run."""
     order_id = f"NEG{uid}"
     with engine.begin() as conn:
@@ -370,14 +368,15 @@ def test_negative_minutes_late_blocks_notifications(engine, built, uid):
             insert into marts.fct_sla_evaluations (tenant_id, order_id, stage, warehouse_id, started_at, due_at,
                                                    ended_at, status, minutes_late, severity, as_of, as_of_is_pinned)
             values ('acme', :o, 'pick', 'NJ1', '2026-08-12T13:00:00Z', '2026-08-12T14:30:00Z',
-                    '2026-08-12T15:00:00Z', 'late', -5, 'minor', now(), false)
+                    '2026-08-12T15:00:00Z', 'late', -5, 'minor', :as_of, false)
         """),
-            {"o": order_id},
+            {"o": order_id, "as_of": clock.now()},
         )
     selection = dg.AssetSelection.checks(sla_evaluations_are_consistent) | dg.AssetSelection.assets(notifications)
     try:
         with dg.DagsterInstance.ephemeral() as instance:
-            result = _definitions_job(selection).execute_in_process(instance=instance, raise_on_error=False)
+            job = _definitions_job(definitions, selection)
+            result = job.execute_in_process(instance=instance, raise_on_error=False)
         checks, materialized, metadata = _outcome(result)
         assert checks == {"sla_evaluations_are_consistent": False}
         assert materialized == []

@@ -55,6 +55,6 @@ def billable_activity_daily(
         end,
         refreshed_at=refreshed_at,
         orders_built_at=orders_built_at,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
     context.log.info(f"{marked} tenant-days marked refreshed as of {refreshed_at.isoformat()}")

@@ -145,7 +145,7 @@ charges as (
         tenant_id, period_start, {{ month_end('period_start') }}, 'MONTHLY_MINIMUM', cast(null as text),
         cast(1 as numeric), cast(shortfall as numeric), {{ round_money('shortfall') }},
         rate_card_id, rate_card_version, cast(null as text), cast(null as integer), cast(null as integer),
-        cast(null as timestamptz), cast(null as date), '[]'::jsonb,
+        cast(null as timestamptz), cast(null as date), cast('[]' as jsonb),
         null, null, null, null,
         jsonb_build_object('minimum_amount', minimum_amount, 'fees_excluding_shipping', fees)
     from minimums
@@ -210,7 +210,7 @@ order_credits as (
         tenant_id,
         period_start,
         order_id,
-        max(source_event_ids::text)::jsonb as source_event_ids,
+        cast(max(cast(source_event_ids as text)) as jsonb) as source_event_ids,
         min(policy_id) as sla_policy_id,
         min(policy_version) as sla_policy_version,
         max(terms_version) as credit_terms_version,
@@ -257,7 +257,8 @@ scaled as (
         end as scaled_amount,
         row_number() over (
             partition by order_credits.tenant_id, order_credits.period_start
-            order by order_credits.order_id collate "C" desc
+            -- "C" is a collation (byte order: the same on every server), not a column
+            order by order_credits.order_id collate "C" desc  -- noqa: RF02
         ) as rank_from_last
     from order_credits
     left join credit_caps

@@ -161,9 +161,9 @@ joined as (
         billed.last_invoice_id,
         coalesce(billed.billed_line_count, 0) as billed_line_count,
         coalesce(billed.net_line_count, 0) as net_line_count,
-        coalesce(billed.billed_line_ids, '[]'::jsonb) as billed_line_ids,
-        coalesce(billed.billed_lines, '[]'::jsonb) as billed_lines,
-        coalesce(billed.billed_invoice_ids, '[]'::jsonb) as billed_invoice_ids,
+        coalesce(billed.billed_line_ids, cast('[]' as jsonb)) as billed_line_ids,
+        coalesce(billed.billed_lines, cast('[]' as jsonb)) as billed_lines,
+        coalesce(billed.billed_invoice_ids, cast('[]' as jsonb)) as billed_invoice_ids,
         billed.billed_quantity,
         billed.billed_unit_rate,
         coalesce(billed.billed_amount, 0) as billed_amount,
@@ -210,16 +210,18 @@ classified as (
         toleranced.*,
         invoices.invoice_date,
         case
-            when not is_expected then case when billed_amount = 0 then 'matched' else 'unexpected_charge' end
-            when not is_billed then
+            when not toleranced.is_expected then
+                case when toleranced.billed_amount = 0 then 'matched' else 'unexpected_charge' end
+            when not toleranced.is_billed then
                 case
-                    when expected_amount = 0 then 'matched'
-                    when charge_code = 'SLA_CREDIT' then 'missing_sla_credit'
+                    when toleranced.expected_amount = 0 then 'matched'
+                    when toleranced.charge_code = 'SLA_CREDIT' then 'missing_sla_credit'
                     else 'unbilled'
                 end
-            when abs(delta_amount) <= tolerance_amount then 'matched'
-            when net_line_count > 1 then 'duplicate_charge'
-            when billed_quantity is not null and billed_quantity <> expected_quantity then 'quantity_mismatch'
+            when abs(toleranced.delta_amount) <= toleranced.tolerance_amount then 'matched'
+            when toleranced.net_line_count > 1 then 'duplicate_charge'
+            when toleranced.billed_quantity is not null
+                and toleranced.billed_quantity <> toleranced.expected_quantity then 'quantity_mismatch'
             else 'rate_mismatch'
         end as discrepancy_type
     from toleranced

@@ -16,7 +16,7 @@ with versions as (
     select
         *,
         -- Shopify order ids are global: the latest version wins, whichever shop of the tenant it came from
-        row_number() over (partition by tenant_id, order_id order by updated_at desc, shop) as rank_at_as_of
+        row_number() over (partition by tenant_id, order_id order by updated_at desc, shop asc) as rank_at_as_of
     from {{ ref('stg_shopify__orders') }}
     where updated_at <= {{ as_of_timestamp() }}
 ),
@@ -104,7 +104,8 @@ shipment_statuses as (
         on f.tenant_id = s.tenant_id and f.order_id = s.order_id and f.fulfillment_id = s.fulfillment_id
     where f.shipment_status in ('{{ shipment_events.keys() | join("', '") }}')
       and f.updated_at is not null
-    group by 1, 2, 3, 4
+    -- the fourth is the event type the status maps to
+    group by 1, 2, 3, 4  -- noqa: AM06
 ),
 
 events as (
