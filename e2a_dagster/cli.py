@@ -436,25 +436,29 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
             print(f"{discard(engine, args.id)} record(s) discarded")
             return 0
-        with engine.connect() as conn:
-            rows = (
-                conn.exec_driver_sql(
-                    """
-                select rejected_id as id, source, location, error_code, left(error_message, 90) as message,
-                       attempts, status, to_char(first_seen_at, 'YYYY-MM-DD HH24:MI') as first_seen
-                from ops.rejected_records
-                where %(status)s = 'all' or status = %(status)s
-                order by rejected_id
-                limit %(limit)s
-                """,
-                    {"status": args.status, "limit": args.limit},
-                )
-                .mappings()
-                .all()
-            )
+        if args.action == "show":
+            from e2a_dagster.lib.dlq import load_records, render_record
+
+            records = load_records(engine, args.ids)
+            missing = sorted(set(args.ids) - {r.rejected_id for r in records})
+            if args.raw:
+                for record in records:
+                    sys.stdout.buffer.write(record.exact_bytes)
+                    sys.stdout.buffer.flush()
+            else:
+                print("\n\n".join(render_record(r) for r in records))
+            if missing:
+                print(f"e2a: no rejected record with id {', '.join(map(str, missing))}", file=sys.stderr)
+                return 1
+            return 0
+        from e2a_dagster.lib.dlq import list_records
+
+        rows = list_records(engine, status=args.status, limit=args.limit)
     finally:
         engine.dispose()
-    print(text_table([dict(r) for r in rows]))
+    print(text_table(rows))
+    if rows:
+        print("\n`e2a dlq show ID` prints a record whole: raw text, exact bytes, location, code and message.")
     return 0
 
 
@@ -576,6 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-attempts", type=int, default=5, help="a record failing this many times is marked failed"
     )
     dlq_replay.set_defaults(func=cmd_dlq)
+    dlq_show = dlq_sub.add_parser("show", help="print rejected records whole (raw text, location, code, message)")
+    dlq_show.add_argument("ids", type=int, nargs="+", metavar="ID")
+    dlq_show.add_argument("--raw", action="store_true", help="write the records' exact bytes to stdout, nothing else")
+    dlq_show.set_defaults(func=cmd_dlq)
     dlq_discard = dlq_sub.add_parser("discard", help="mark records discarded (kept, never replayed)")
     dlq_discard.add_argument("--id", type=int, action="append", required=True)
     dlq_discard.set_defaults(func=cmd_dlq)

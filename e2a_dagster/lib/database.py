@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import psycopg
 import sqlalchemy as sa
 
 from e2a_dagster.lib.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "e2a"
 SUPERUSER = "postgres"
@@ -296,6 +300,36 @@ def resolve_connection(settings: Settings, *, start: bool = True) -> ConnectionI
             raise DatabaseError(f"the embedded database in {server.pgdata} is not running (try `e2a db start`)")
         return ConnectionInfo(running[2], running[1], SUPERUSER, "", DEFAULT_DATABASE)
     return server.start()
+
+
+# The database went away or restarted under a transaction: the whole transaction can be run again.
+TRANSIENT_DB_ERRORS = (
+    psycopg.OperationalError,
+    psycopg.errors.AdminShutdown,
+    sa.exc.OperationalError,
+    sa.exc.DisconnectionError,
+    sa.exc.InterfaceError,
+)
+
+
+def with_db_retries(
+    fn: Callable[[], Any],
+    *,
+    attempts: int = 6,
+    base: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Run ``fn`` (one transaction), retrying when the database is unreachable or restarts under it."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except TRANSIENT_DB_ERRORS as exc:
+            if attempt == attempts - 1:
+                raise
+            wait = min(30.0, base * 2**attempt)
+            log.warning("database unavailable (%s); retrying in %.1fs", type(exc).__name__, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def make_engine(info: ConnectionInfo, **kwargs) -> sa.Engine:

@@ -396,6 +396,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        9,
+        "rejected records keep their exact bytes and the CSV header they are read with",
+        [
+            # raw stays readable text (control characters and bytes that are not UTF-8 as \xNN escapes);
+            # raw_bytes holds the record exactly when raw is not it (invalid UTF-8, NUL, control characters, a
+            # record cut to its first 64 KiB). csv_header: the header line of the CSV file the record came from,
+            # so a replay can read the row after the file is gone or its header was fixed.
+            "alter table ops.rejected_records add column if not exists raw_bytes bytea",
+            "alter table ops.rejected_records add column if not exists csv_header text",
+        ],
+    ),
 ]
 
 
