@@ -332,7 +332,7 @@ def billing_records(c: Corpus, count: int) -> list[tuple[bytes, str]]:
 
 
 def hostile_landing(
-    prefix: str, events_dir: Path, billing_dir: Path, *, seed: int = 17, scale: int = 1, huge_line_mb: int = 100
+    prefix: str, events_dir: Path, billing_dir: Path, *, seed: int = 17, scale: float = 1, huge_line_mb: int = 100
 ) -> Corpus:
     """Events JSONL (one with a BOM and CRLF, one with a ``huge_line_mb`` MB line), events CSV (Excel's BOM +
     CRLF; one misspelled header), billing CSV (BOM + CRLF; one misspelled header), and binary files in both
@@ -340,15 +340,15 @@ def hostile_landing(
     events_dir.mkdir(parents=True, exist_ok=True)
     billing_dir.mkdir(parents=True, exist_ok=True)
     c = Corpus(prefix, events_dir, billing_dir, random.Random(seed))
-    c.write(events_dir / f"{prefix}-excel.jsonl", None, jsonl_records(c, 600 * scale), bom=True, crlf=True)
-    plain = jsonl_records(c, 600 * scale)
+    c.write(events_dir / f"{prefix}-excel.jsonl", None, jsonl_records(c, int(600 * scale)), bom=True, crlf=True)
+    plain = jsonl_records(c, int(600 * scale))
     if huge_line_mb:
         huge = _j(good_event(c) | {"attributes": {"blob": "x" * (huge_line_mb << 20)}})
         plain.insert(len(plain) // 3, (huge, "record_too_long"))
     c.write(events_dir / f"{prefix}-plain.jsonl", None, plain, bom=False, crlf=False)
     header = csv_line(list(EVENT_FIELDS))
-    c.write(events_dir / f"{prefix}-excel.csv", header, event_csv_records(c, 400 * scale), bom=True, crlf=True)
-    misspelled = [(csv_line(_event_row(c)), "invalid_header") for _ in range(100 * scale)]
+    c.write(events_dir / f"{prefix}-excel.csv", header, event_csv_records(c, int(400 * scale)), bom=True, crlf=True)
+    misspelled = [(csv_line(_event_row(c)), "invalid_header") for _ in range(int(100 * scale))]
     c.write(
         events_dir / f"{prefix}-misspelled.csv",
         header.replace(b"occurred_at", b"ocurred_at"),
@@ -357,8 +357,8 @@ def hostile_landing(
         crlf=False,
     )
     bheader = csv_line(list(BILLING_FIELDS))
-    c.write(billing_dir / f"{prefix}-invoice.csv", bheader, billing_records(c, 450 * scale), bom=True, crlf=True)
-    bad_header = [(_billing_row(c), "invalid_header") for _ in range(50 * scale)]
+    c.write(billing_dir / f"{prefix}-invoice.csv", bheader, billing_records(c, int(450 * scale)), bom=True, crlf=True)
+    bad_header = [(_billing_row(c), "invalid_header") for _ in range(int(50 * scale))]
     c.write(
         billing_dir / f"{prefix}-invoice-misspelled.csv",
         bheader.replace(b"unit_rate", b"unitrate"),
