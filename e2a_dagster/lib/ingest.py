@@ -18,6 +18,7 @@ import json
 import logging
 import pickle
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -625,7 +626,11 @@ def _hash_or_none(path: Path) -> str | None:
 
 
 def load_files(
-    paths: Iterable[Path], load: Callable[[Path], FileResult], *, db_retry_base: float = 0.5
+    paths: Iterable[Path],
+    load: Callable[[Path], FileResult],
+    *,
+    db_retry_base: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[list[FileResult], list[str]]:
     """Load each file on its own, so one file never blocks the others: the database going away is retried with
     backoff (the file's transaction runs again), any other failure is reported as ``file:line: reason`` and the
@@ -634,7 +639,7 @@ def load_files(
     failures: list[str] = []
     for path in paths:
         try:
-            results.append(with_db_retries(lambda p=path: load(p), base=db_retry_base))
+            results.append(with_db_retries(lambda p=path: load(p), base=db_retry_base, sleep=sleep))
         except IngestError as exc:
             log.error("%s", exc)
             failures.append(str(exc))
