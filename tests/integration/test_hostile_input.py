@@ -143,28 +143,38 @@ def test_a_file_rejected_whole_is_one_row_and_the_others_go_on(engine, landed):
     assert len(loaded) > 900  # the other files of the same steps went in
 
 
-def test_a_misspelled_header_keeps_every_line_and_a_fixed_header_replays_them(engine, reference, landed, tmp_path):
+@pytest.mark.parametrize(
+    ("kind", "wrong", "right", "table", "lines"),
+    [
+        ("events", b"ocurred_at", b"occurred_at", "raw.order_events", 100),
+        ("billing", b"unitrate", b"unit_rate", "raw.invoice_lines", 50),
+    ],
+)
+def test_a_misspelled_header_keeps_every_line_and_a_fixed_header_replays_them(
+    engine, reference, landed, kind, wrong, right, table, lines
+):
     corpus, _ = landed
     dlq, _ = _outcomes(engine, corpus)
-    name = next(f for f in corpus.event_files if f.endswith("-misspelled.csv"))
+    folder = corpus.events_dir if kind == "events" else corpus.billing_dir
+    name = next(p.name for p in corpus.files if p.parent == folder and p.name.endswith("misspelled.csv"))
     rows = {loc: r for loc, r in dlq.items() if loc.startswith(name + ":")}
-    assert len(rows) == 100 and all("ocurred_at" in r["error_message"] for r in rows.values())
+    assert len(rows) == lines and all(wrong.decode() in r["error_message"] for r in rows.values())
     # The sender fixes the header of the file in place; a replay then loads every line through the same path.
-    path = corpus.events_dir / name
-    path.write_bytes(path.read_bytes().replace(b"ocurred_at", b"occurred_at", 1))
+    path = folder / name
+    path.write_bytes(path.read_bytes().replace(wrong, right, 1))
     with engine.connect() as conn:
         ids = list(
             conn.execute(
                 sa.text("select rejected_id from ops.rejected_records where location like :f"), {"f": name + ":%"}
             ).scalars()
         )
-    outcome = replay(engine, reference, ids=ids, events_dir=corpus.events_dir)
-    assert (len(outcome.replayed), outcome.loaded_rows) == (100, 100)
+    outcome = replay(engine, reference, ids=ids, events_dir=corpus.events_dir, billing_dir=corpus.billing_dir)
+    assert (len(outcome.replayed), outcome.loaded_rows) == (lines, lines)
     with engine.connect() as conn:
-        lines = conn.execute(
-            sa.text("select line_number from raw.order_events where file_name = :f order by 1"), {"f": name}
+        loaded = conn.execute(
+            sa.text(f"select line_number from {table} where file_name = :f order by 1"), {"f": name}
         ).scalars()
-        assert list(lines) == [e.line for e in corpus.expected if e.file == name]
+        assert list(loaded) == [e.line for e in corpus.expected if e.file == name]
 
 
 def test_a_vanished_or_unreadable_file_is_one_row_and_is_not_ledgered(engine, reference, events_dir, uid):
