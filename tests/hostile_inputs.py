@@ -159,7 +159,11 @@ JSONL_CLASSES: dict[str, Callable[[Corpus], tuple[bytes, str]]] = {
     "C1 control character": lambda c: (_j(good_event(c) | {"event_id": "e\u0085" + c.uid()}), "control_character"),
     "lone surrogate escape": lambda c: (
         _j(good_event(c)).replace(b'"source": "', b'"source": "\\ud800'),
-        "malformed_json",
+        "invalid_text",  # valid JSON grammar, but no text PostgreSQL (or UTF-8) can hold
+    ),
+    "lone surrogate in attributes": lambda c: (
+        _j(good_event(c) | {"attributes": {"note": "x"}}).replace(b'"note": "x"', b'"note": "\\udc00x"'),
+        "malformed_json",  # the JSON parser refuses it before the fields are looked at
     ),
     "truncated json": lambda c: (_j(good_event(c))[:-7], "malformed_json"),
     "json array": lambda c: (b"[1, 2, 3]", "malformed_json"),

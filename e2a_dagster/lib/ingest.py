@@ -177,18 +177,18 @@ def _read_jsonl(path: Path, reference: Reference) -> Iterator[Parsed]:
     name = path.name
     with path.open("rb") as fh:
         for record in jsonl_records(fh):
-            location = f"{name}:{record.line}"
+            line = record.line
             if record.fault is not None:
-                yield record.line, None, Rejection.of(location, record, Rejected([record.fault])), None
+                yield line, None, Rejection.of(f"{name}:{line}", record, Rejected([record.fault])), None
                 continue
             try:
-                event, payload = parse_json_line(record.text or "", reference)
+                event, payload = parse_json_line(record.text, reference)  # type: ignore[arg-type]
             except Rejected as exc:
-                yield record.line, None, Rejection.of(location, record, exc), None
+                yield line, None, Rejection.of(f"{name}:{line}", record, exc), None
             except Exception as exc:  # the boundary: one record never stops the file
-                yield record.line, None, Rejection.of(location, record, _unexpected(record, exc)), None
+                yield line, None, Rejection.of(f"{name}:{line}", record, _unexpected(record, exc)), None
             else:
-                yield record.line, to_row(event, payload, name, record.line), None, (record, None)
+                yield line, to_row(event, payload, name, line), None, (record, None)
 
 
 def csv_header_fault(header: list[str], fields: Sequence[str], required: Sequence[str]) -> str | None:
@@ -444,7 +444,8 @@ def _stream_copy(
     """Fast path: one COPY straight into raw.order_events while the file is parsed (PostgreSQL works on one
     batch while Python parses the next). Raises UniqueViolation if any event exists already."""
     with cur.copy(f"copy raw.order_events ({_COLS}) from stdin") as copy:
-        for _, row, rejection, _ in parsed:
+        for line, row, rejection, _ in parsed:
+            result.line = line
             result.records += 1
             if row is not None:
                 copy.write_row(row)
@@ -474,6 +475,7 @@ def _batched_load(
             if rejection is not None:
                 spool.add(rejection)
         result.records += len(batch)
+        result.line = batch[-1][0]
         if rows:
             inserted, refused = _load_batch(cur, rows, name, origins)
             result.loaded += inserted
@@ -561,9 +563,7 @@ def ingest_file(
     progress = report if caller is not None else None
 
     def read() -> Iterator[Parsed]:
-        for parsed in read_events(path, reference):
-            result.line = parsed[0]
-            yield parsed
+        return read_events(path, reference)
 
     try:
         with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:

@@ -51,7 +51,7 @@ _MAGIC = {
 _BINARY_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RawRecord:
     """One record of a landing file: where it starts, its bytes, and its text or what is wrong with it."""
 
@@ -117,38 +117,38 @@ def file_head(path: Path) -> bytes:
 # Physical lines
 
 
-@dataclass(frozen=True)
-class _Line:
-    number: int
-    data: bytes  # with its line end
-    size: int  # bytes in the file (> len(data) when the line was over the limit)
+# A physical line: (number, bytes with its line end, size in the file: more than the bytes when over the limit).
+_Line = tuple[int, bytes, int]
 
 
 def _physical_lines(fh: BinaryIO, limit: int = MAX_RECORD_BYTES) -> Iterator[_Line]:
     """Lines with their line ends; a line over ``limit`` bytes is consumed in chunks and comes out cut to
-    ``KEPT_BYTES`` with its full size (memory stays bounded whatever the file holds)."""
+    ``KEPT_BYTES`` with its full size, its line end aside (memory stays bounded whatever the file holds)."""
     number = 0
+    readline = fh.readline
     while True:
-        chunk = fh.readline(limit + 1)
+        chunk = readline(limit + 1)
         if not chunk:
             return
         number += 1
         if number == 1 and chunk.startswith(BOM):
             chunk = chunk[len(BOM) :]
         if len(chunk) <= limit or chunk.endswith(b"\n"):
-            yield _Line(number, chunk, len(chunk))
-            continue
-        size = len(chunk)
-        kept = chunk[:KEPT_BYTES]
-        previous = b""
-        while not chunk.endswith(b"\n"):
-            previous, chunk = chunk, fh.readline(_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-        if chunk.endswith(b"\n"):  # the size of the record, its line end aside
-            size -= 2 if (chunk.endswith(b"\r\n") or (chunk == b"\n" and previous.endswith(b"\r"))) else 1
-        yield _Line(number, kept, size)
+            yield number, chunk, len(chunk)
+        else:
+            yield number, chunk[:KEPT_BYTES], _rest_of_line(readline, chunk)
+
+
+def _rest_of_line(readline, chunk: bytes) -> int:
+    """Consume the rest of a line over the limit; its size in bytes, its line end aside."""
+    size = len(chunk)
+    previous = b""
+    while not chunk.endswith(b"\n"):
+        previous, chunk = chunk, readline(_CHUNK)
+        if not chunk:
+            return size
+        size += len(chunk)
+    return size - (2 if (chunk.endswith(b"\r\n") or (chunk == b"\n" and previous.endswith(b"\r"))) else 1)
 
 
 def _strip_line_end(data: bytes) -> bytes:
@@ -207,15 +207,33 @@ def _decode(line: int, data: bytes) -> RawRecord:
 
 
 def jsonl_records(fh: BinaryIO) -> Iterator[RawRecord]:
-    """Every non-blank line of a JSON-lines file as a raw record (JSON is parsed by the caller)."""
-    for line in _physical_lines(fh):
-        if line.size > len(line.data) or line.size > MAX_RECORD_BYTES:
-            yield _too_long(line.number, line.data, line.size)
+    """Every non-blank line of a JSON-lines file as a raw record (JSON is parsed by the caller). The loop of
+    ``_physical_lines`` and ``_decode``, inlined: this is the loader's hot path."""
+    number = 0
+    readline = fh.readline
+    limit = MAX_RECORD_BYTES
+    while True:
+        chunk = readline(limit + 1)
+        if not chunk:
+            return
+        number += 1
+        if number == 1 and chunk.startswith(BOM):
+            chunk = chunk[len(BOM) :]
+        if len(chunk) > limit and not chunk.endswith(b"\n"):
+            yield _too_long(number, chunk, _rest_of_line(readline, chunk))
             continue
-        data = _strip_line_end(line.data)
+        data = chunk[:-2] if chunk.endswith(b"\r\n") else chunk[:-1] if chunk.endswith(b"\n") else chunk
         if not data.strip():
             continue
-        yield _decode(line.number, data)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            yield _decode(number, data)
+            continue
+        if "\x00" in text:
+            yield _decode(number, data)
+            continue
+        yield RawRecord(number, data, text, None, len(data))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -254,24 +272,24 @@ def csv_records(fh: BinaryIO) -> Iterator[CsvRecord]:
         first = next_line()
         if first is None:
             return
-        if first.size > len(first.data) or first.size > MAX_RECORD_BYTES:
-            yield CsvRecord(_too_long(first.number, first.data, first.size), None)
+        number, chunk, size = first
+        if size > len(chunk) or size > MAX_RECORD_BYTES:
+            yield CsvRecord(_too_long(number, chunk, size), None)
             continue
         taken = [first]
-        size = first.size
+        quotes = chunk.count(b'"')
         # An odd number of quote characters so far: a quoted cell continues on the next line.
-        quotes = first.data.count(b'"')
         while quotes % 2 == 1:
             following = next_line()
-            if following is None or following.size > len(following.data) or size + following.size > MAX_RECORD_BYTES:
+            if following is None or following[2] > len(following[1]) or size + following[2] > MAX_RECORD_BYTES:
                 if following is not None:
                     pushed.appendleft(following)
                 # Unterminated: this line alone is the bad record; the lines taken after it are read again.
                 pushed.extendleft(reversed(taken[1:]))
-                data = _strip_line_end(first.data)
+                data = _strip_line_end(chunk)
                 yield CsvRecord(
                     RawRecord(
-                        first.number,
+                        number,
                         data,
                         None,
                         Fault("malformed_csv", "a quoted cell is never closed (unbalanced '\"')"),
@@ -282,14 +300,14 @@ def csv_records(fh: BinaryIO) -> Iterator[CsvRecord]:
                 taken = []
                 break
             taken.append(following)
-            size += following.size
-            quotes += following.data.count(b'"')
+            size += following[2]
+            quotes += following[1].count(b'"')
         if not taken:
             continue
-        data = _strip_line_end(b"".join(t.data for t in taken))
+        data = _strip_line_end(b"".join(t[1] for t in taken))
         if not data.strip():
             continue
-        raw = _decode(first.number, data)
+        raw = _decode(number, data)
         if raw.fault is not None:
             yield CsvRecord(raw, None)
             continue
