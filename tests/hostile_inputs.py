@@ -21,6 +21,8 @@ from e2a_dagster.lib.events import FIELDS as EVENT_FIELDS
 
 BOM = b"\xef\xbb\xbf"
 LOADED, DUPLICATE = "loaded", "duplicate"
+# The month of the good records: one no other test uses (their day aggregates stay theirs), EDT / CEST.
+MONTH = "2025-09"
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,14 @@ class Corpus:
 
 
 def good_event(c: Corpus) -> dict:
-    """A valid event (DESIGN §4.1, §8: acme ships from NJ1 in New York, globex from BER1 in Berlin)."""
+    """A valid event of September 2025 (DESIGN §4.1, §8: acme ships from NJ1 in New York, globex from BER1 in
+    Berlin)."""
     n = c.uid()
     day = c.rng.randint(2, 27)
     if c.rng.random() < 0.5:
-        tenant, warehouse, offset = "acme", "NJ1", "-05:00"
+        tenant, warehouse, offset = "acme", "NJ1", "-04:00"
     else:
-        tenant, warehouse, offset = "globex", "BER1", "+01:00"
+        tenant, warehouse, offset = "globex", "BER1", "+02:00"
     kind = c.rng.choice(["order_paid", "pick_completed", "pack_completed", "label_printed"])
     event = {
         "event_id": f"{n}-{kind}",
@@ -108,7 +111,7 @@ def good_event(c: Corpus) -> dict:
         "source": "oms" if kind == "order_paid" else "wms",
         "event_type": kind,
         "order_id": f"{n}",
-        "occurred_at": f"2026-03-{day:02d}T{c.rng.randint(8, 15):02d}:{c.rng.randint(0, 59):02d}:00{offset}",
+        "occurred_at": f"{MONTH}-{day:02d}T{c.rng.randint(8, 15):02d}:{c.rng.randint(0, 59):02d}:00{offset}",
     }
     if kind != "order_paid":
         event["warehouse_id"] = warehouse
@@ -178,7 +181,7 @@ JSONL_CLASSES: dict[str, Callable[[Corpus], tuple[bytes, str]]] = {
     "unknown tenant": lambda c: (_j(good_event(c) | {"tenant_id": "initech"}), "unknown_tenant"),
     "invalid tenant id": lambda c: (_j(good_event(c) | {"tenant_id": "Acme Corp!"}), "invalid_tenant_id"),
     "unknown event type": lambda c: (_j(good_event(c) | {"event_type": "teleported"}), "unknown_event_type"),
-    "naive timestamp": lambda c: (_j(good_event(c) | {"occurred_at": "2026-03-04T10:00:00"}), "naive_timestamp"),
+    "naive timestamp": lambda c: (_j(good_event(c) | {"occurred_at": f"{MONTH}-04T10:00:00"}), "naive_timestamp"),
     "words for a timestamp": lambda c: (_j(good_event(c) | {"occurred_at": "yesterday"}), "invalid_timestamp"),
     "epoch seconds": lambda c: (_j(good_event(c) | {"occurred_at": 1772618400}), "invalid_timestamp"),
     "epoch milliseconds": lambda c: (_j(good_event(c) | {"occurred_at": 1772618400123}), "invalid_timestamp"),
@@ -266,7 +269,7 @@ EVENT_CSV_CLASSES: dict[str, Callable[[Corpus], tuple[bytes, str]]] = {
     "boolean quantity": lambda c: (csv_line(_event_cells(_wms_event(c) | {"units": "true"})), "invalid_quantity"),
     "decimal quantity": lambda c: (csv_line(_event_cells(_wms_event(c) | {"units": "3.0"})), "invalid_quantity"),
     "epoch timestamp": lambda c: (csv_line(_event_row(c, occurred_at="1772618400")), "invalid_timestamp"),
-    "naive timestamp": lambda c: (csv_line(_event_row(c, occurred_at="2026-03-04 10:00:00")), "naive_timestamp"),
+    "naive timestamp": lambda c: (csv_line(_event_row(c, occurred_at=f"{MONTH}-04 10:00:00")), "naive_timestamp"),
     "attributes not json": lambda c: (csv_line([*_event_row(c)[:-1], "{oops"]), "invalid_field"),
     "missing order_id": lambda c: (csv_line(_event_row(c, order_id="")), "missing_field"),
     "unknown tenant": lambda c: (csv_line(_event_row(c, tenant_id="initech")), "unknown_tenant"),
@@ -287,9 +290,9 @@ def invoice_line(c: Corpus, **changes) -> dict:
     line = {
         "invoice_id": f"INV-{c.prefix}-{tenant}",
         "tenant_id": tenant,
-        "invoice_date": "2026-04-01",
-        "period_start": "2026-03-01",
-        "period_end": "2026-03-31",
+        "invoice_date": "2025-10-01",
+        "period_start": "2025-09-01",
+        "period_end": "2025-09-30",
         "line_id": n,
         "charge_code": "ORDER_FEE",
         "order_id": f"O-{n}",
@@ -320,9 +323,9 @@ BILLING_CLASSES: dict[str, Callable[[Corpus], tuple[bytes, str]]] = {
     "negative quantity": lambda c: (_billing_row(c, quantity="-1", amount="-2.50"), "negative_quantity"),
     "unknown charge": lambda c: (_billing_row(c, charge_code="TELEPORT_FEE"), "unknown_charge_code"),
     "unknown tenant": lambda c: (_billing_row(c, tenant_id="initech"), "unknown_tenant"),
-    "naive timestamp date": lambda c: (_billing_row(c, invoice_date="2026-04-01T09:00:00"), "naive_timestamp"),
+    "naive timestamp date": lambda c: (_billing_row(c, invoice_date="2025-10-01T09:00:00"), "naive_timestamp"),
     "epoch date": lambda c: (_billing_row(c, period_start="1772323200"), "invalid_date"),
-    "impossible date": lambda c: (_billing_row(c, period_end="2026-02-30"), "invalid_date"),
+    "impossible date": lambda c: (_billing_row(c, period_end="2025-09-31"), "invalid_date"),
     "missing amount": lambda c: (_billing_row(c, amount=""), "missing_field"),
 }
 

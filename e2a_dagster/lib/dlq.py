@@ -20,11 +20,11 @@ import psycopg
 import sqlalchemy as sa
 
 from e2a_dagster.lib.billing import SOURCE as BILLING
-from e2a_dagster.lib.billing import replay_line
+from e2a_dagster.lib.billing import ingest_billing_file, replay_line
 from e2a_dagster.lib.database import raw_connection
 from e2a_dagster.lib.events import FIELDS, Fault, Rejected, csv_record, parse_json_line, parse_record, to_row
 from e2a_dagster.lib.ingest import _TEMP_DDL, REQUIRED_CSV_COLUMNS, _load_batch, csv_header_fault, ingest_file
-from e2a_dagster.lib.raw_records import csv_records
+from e2a_dagster.lib.raw_records import csv_records, sniff_file
 from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.shopify import (
     SOURCE as SHOPIFY,
@@ -136,12 +136,14 @@ def _landing_rows(
 
 def _replay_file(engine: sa.Engine, source: str, location: str, reference: Reference, folder: Path | None) -> int:
     """A file rejected whole (``file:0``: binary, unreadable): load it if it can be read now."""
-    from e2a_dagster.lib.billing import ingest_billing_file
-
     name, _ = _split_location(location)
     path = folder / name if folder else None
     if path is None or not path.is_file():
         raise Rejected([Fault("replay_unavailable", f"{name} is no longer in the landing zone")])
+    # Said here, not by loading: loading a file that is still bad would update this very (locked) DLQ row.
+    fault = sniff_file(path)
+    if fault is not None:
+        raise Rejected([Fault(fault.code, f"{name} still cannot be read as records: {fault.message}")])
     result = ingest_billing_file(engine, path, reference) if source == BILLING else ingest_file(engine, path, reference)
     if result.file_rejected:
         raise Rejected([Fault(result.file_rejected, f"{name} still cannot be read as records")])

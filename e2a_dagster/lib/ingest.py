@@ -279,13 +279,20 @@ def read_events(path: Path, reference: Reference) -> Iterator[Parsed]:
     return _read_jsonl(path, reference)
 
 
-def _batches(items: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:
+BATCH_BYTES = 64 << 20  # a batch also ends at this many bytes of records (records may be up to 1 MiB each)
+
+
+def _batches(items: Iterable[Parsed], size: int, max_bytes: int = BATCH_BYTES) -> Iterator[list[Parsed]]:
     batch: list[Parsed] = []
+    held = 0
     for item in items:
         batch.append(item)
-        if len(batch) >= size:
+        origin = item[3]
+        held += len(origin[0].data) if origin is not None else 0
+        if len(batch) >= size or held >= max_bytes:
             yield batch
             batch = []
+            held = 0
     if batch:
         yield batch
 
@@ -402,20 +409,24 @@ def _load_batch(
 class _RejectSpool:
     """Rejections of one file, kept in memory up to a bound and spilled to a temporary file beyond it."""
 
-    def __init__(self, limit: int = 5_000):
+    def __init__(self, limit: int = 5_000, max_bytes: int = 32 << 20):
         self.limit = limit
+        self.max_bytes = max_bytes
         self.items: list[Rejection] = []
         self.spill: tempfile.TemporaryFile | None = None
         self.count = 0
+        self.held = 0
 
     def add(self, rejection: Rejection) -> None:
         self.items.append(rejection)
         self.count += 1
-        if len(self.items) >= self.limit:
+        self.held += len(rejection.raw) + len(rejection.raw_bytes or b"")
+        if len(self.items) >= self.limit or self.held >= self.max_bytes:
             if self.spill is None:
                 self.spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
             pickle.dump(self.items, self.spill)
             self.items = []
+            self.held = 0
 
     def chunks(self) -> Iterator[list[Rejection]]:
         if self.spill is not None:

@@ -20,6 +20,7 @@ from e2a_dagster.lib.billing import ingest_billing_file
 from e2a_dagster.lib.dlq import replay
 from e2a_dagster.lib.ingest import ingest_file
 from e2a_dagster.lib.raw_records import KEPT_BYTES
+from tests.helpers import order_timeline, write_jsonl
 from tests.hostile_inputs import DUPLICATE, LOADED, hostile_landing
 
 
@@ -204,3 +205,28 @@ def test_a_vanished_or_unreadable_file_is_one_row_and_is_not_ledgered(engine, re
             sa.text("select attempts from ops.rejected_records where location = :l"), {"l": f"{uid}-gone.jsonl:0"}
         ).scalar_one()
     assert attempts == 2  # the same row, one more attempt: no pile of copies
+    # The file comes back (moved in again, readable): a replay of its row loads it through the same path.
+    write_jsonl(gone, order_timeline(f"G{uid}"))
+    [row_id] = _ids(engine, f"{uid}-gone.jsonl:0")
+    outcome = replay(engine, reference, ids=[row_id], events_dir=events_dir)
+    assert (outcome.replayed, outcome.loaded_rows) == ([row_id], 9)
+
+
+def test_a_binary_file_replays_once_a_text_file_replaces_it(engine, reference, landed):
+    corpus, _ = landed
+    name = next(f for f in corpus.event_files if f.endswith("-archive.jsonl"))
+    [row_id] = _ids(engine, f"{name}:0")
+    still = replay(engine, reference, ids=[row_id], events_dir=corpus.events_dir)
+    assert still.still_failing == [row_id]  # the same bytes: still binary (and nothing waits on its own row)
+    write_jsonl(corpus.events_dir / name, order_timeline(f"{corpus.prefix}-fixed"))  # the sender re-exports it
+    fixed = replay(engine, reference, ids=[row_id], events_dir=corpus.events_dir)
+    assert (fixed.replayed, fixed.loaded_rows) == ([row_id], 9)
+
+
+def _ids(engine, location: str) -> list[int]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text("select rejected_id from ops.rejected_records where location = :l"), {"l": location}
+            ).scalars()
+        )
