@@ -89,8 +89,8 @@ def test_simulate_run_and_dlq(cli_env):
             "and location like 'HCLI-plain.jsonl:%' order by rejected_id limit 1"
         ).fetchone()
     written = next(e for e in hostile.expected if e.location == nul_location)
-    show = _e2a(cli_env, "dlq", "show", str(nul_id))
-    assert show.returncode == 0, show.stderr
+    show = _e2a(cli_env, "dlq", "show", str(nul_id), "999999999")
+    assert show.returncode == 1 and show.stderr.strip() == "e2a: no rejected record with id 999999999"
     assert f"location:  {nul_location}" in show.stdout and "error:     invalid_text" in show.stdout
     assert written.data.decode().replace("\x00", "\\x00") in show.stdout  # the record whole, NUL escaped
     exact = subprocess.run(
@@ -102,7 +102,6 @@ def test_simulate_run_and_dlq(cli_env):
         check=False,
     )
     assert exact.stdout == written.data  # the exact bytes, NUL included
-    assert _e2a(cli_env, "dlq", "show", "999999999").returncode == 1
 
     url = _e2a(cli_env, "db", "url")
     assert url.returncode == 0 and CLI_DB in url.stdout
