@@ -46,7 +46,7 @@ freshness:
 """
 
 
-def _prepare(settings: Settings, *, start_db: bool = True) -> ConnectionInfo:
+def _prepare(settings: Settings, *, start_db: bool = True, extra_tenants: list[str] | None = None) -> ConnectionInfo:
     """State folders, database (started if embedded), schema, and the environment child processes inherit."""
     settings.ensure_dirs()
     os.environ["E2A_HOME"] = str(settings.home)
@@ -58,15 +58,35 @@ def _prepare(settings: Settings, *, start_db: bool = True) -> ConnectionInfo:
         dagster_yaml.read_text().startswith(DAGSTER_YAML.splitlines()[0]) and dagster_yaml.read_text() != DAGSTER_YAML
     ):
         dagster_yaml.write_text(DAGSTER_YAML)
+    tenants = _bi_tenants()  # a wrong E2A_BI_TENANT_ROLES is said before anything starts
     info = resolve_connection(settings, start=start_db)
     engine = make_engine(info)
     try:
         migrate(engine)
-        _setup_bi_roles(engine, settings)
+        _setup_bi_roles(engine, settings, [*tenants, *(extra_tenants or [])])
     finally:
         engine.dispose()
     os.environ.update(info.dbt_env())
     return info
+
+
+class ConfigError(ValueError):
+    """A setting or argument is wrong; the message says which and what is allowed (printed on one line)."""
+
+
+def _known_tenant(tenant: str, setting: str = "--tenant") -> str:
+    """A tenant id that may name a BI role: well formed and in the reference data."""
+    from e2a_dagster.lib.bi import InvalidTenantError, tenant_role
+    from e2a_dagster.lib.reference import Reference
+
+    try:
+        tenant_role(tenant)
+    except InvalidTenantError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None
+    known = sorted(Reference.load().tenants)
+    if tenant not in known:
+        raise ConfigError(f"{setting}: unknown tenant {tenant!r} (known: {', '.join(known)})")
+    return tenant
 
 
 def _bi_tenants() -> list[str]:
@@ -76,22 +96,24 @@ def _bi_tenants() -> list[str]:
     wanted = os.environ.get("E2A_BI_TENANT_ROLES", "").strip()
     if not wanted:
         return []
-    known = sorted(Reference.load().tenants)
-    return known if wanted == "all" else [t.strip() for t in wanted.split(",") if t.strip()]
+    if wanted == "all":
+        return sorted(Reference.load().tenants)
+    return [_known_tenant(t.strip(), "E2A_BI_TENANT_ROLES") for t in wanted.split(",") if t.strip()]
 
 
-def _setup_bi_roles(engine, settings: Settings) -> None:
+def _setup_bi_roles(engine, settings: Settings, extra_tenants: list[str] | None = None) -> None:
     """The read-only BI roles (lib/bi.py). Best effort: a database user without CREATEROLE gets a warning."""
     from e2a_dagster.lib.bi import BIAccessError, ensure_bi_roles
 
+    tenants = list(dict.fromkeys([*_bi_tenants(), *(extra_tenants or [])]))
     try:
-        ensure_bi_roles(engine, settings.home, _bi_tenants())
+        ensure_bi_roles(engine, settings.home, tenants)
     except BIAccessError as exc:
         print(f"[e2a] warning: {exc}", file=sys.stderr)
 
 
 def bi_url(settings: Settings, info: ConnectionInfo, *, reveal: bool = False, tenant: str | None = None) -> str:
-    """The PostgreSQL URL a BI tool uses (TCP; the e2a_bi role or a tenant's role)."""
+    """The PostgreSQL URL a BI tool uses (TCP with a password; the e2a_bi role or a tenant's role)."""
     from e2a_dagster.lib.bi import BI_ROLE, bi_connection, role_password, tenant_role
 
     role = tenant_role(tenant) if tenant else BI_ROLE
@@ -226,6 +248,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         with open(log_path, "w") as log, contextlib.redirect_stdout(log):
             result = run_pipeline()
     failed_steps = [e.step_key for e in result.all_events if e.is_step_failure]
+    failures = [
+        f"{e.step_key}: {(e.event_specific_data.error.message or '').strip().splitlines()[0][:500]}"  # type: ignore[union-attr]
+        for e in result.all_events
+        if e.is_step_failure and getattr(e.event_specific_data, "error", None) is not None
+    ]
     failed_checks = [
         e.event_specific_data.check_name  # type: ignore[union-attr]
         for e in result.all_events
@@ -240,6 +267,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"details in {settings.home / 'last-run.log'} and the Dagster UI (`e2a dev`)",
             file=sys.stderr,
         )
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
         return 1
     print(f"\nrun {result.run_id} succeeded")
     return 0
@@ -392,17 +421,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
     stop = threading.Event()
     if not args.no_demo:
         threading.Thread(target=_feed_loop, args=(stop, settings, 30.0, shopify_tenant), daemon=True).start()
-    tcp = EmbeddedServer(settings.home).tcp_info() if not settings.database_url else info
     print(f"[e2a] Dagster UI: http://{args.host}:{args.port}")
-    if tcp and not tcp.is_socket:
-        from e2a_dagster.lib.bi import BI_ROLE, role_password
+    from e2a_dagster.lib.bi import BI_ROLE, role_password
 
-        origin = role_password(BI_ROLE, settings.home).origin.split(":", 1)
-        where = f"${origin[1]}" if origin[0] == "env" else origin[1]
-        print(
-            f"[e2a] BI connection (read-only, marts and actions): {bi_url(settings, tcp)}  "
-            f"(password: {where}; `e2a db url --bi --reveal` prints it whole)"
-        )
+    origin = role_password(BI_ROLE, settings.home).origin.split(":", 1)
+    where = f"${origin[1]}" if origin[0] == "env" else origin[1]
+    print(
+        f"[e2a] BI connection (read-only, marts and actions): {bi_url(settings, info)}  "
+        f"(password: {where}; `e2a db url --bi --reveal` prints it whole)"
+    )
     cmd = [
         str(Path(sys.executable).parent / "dagster"),
         "dev",
@@ -441,31 +468,36 @@ def _seed_keys():
 def cmd_db(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.action == "url" and (args.bi or args.tenant):
-        info = _prepare(settings)
-        if settings.database_url is None:
-            info = EmbeddedServer(settings.home).tcp_info() or info
-        print(bi_url(settings, info, reveal=args.reveal, tenant=args.tenant))
+        tenant = _known_tenant(args.tenant) if args.tenant else None
+        info = _prepare(settings, extra_tenants=[tenant] if tenant else [])
+        print(bi_url(settings, info, reveal=args.reveal, tenant=tenant))
         return 0
     if args.action == "url":
         if settings.database_url:
             print(settings.database_url if args.reveal else redact(settings.database_url))
             return 0
         server = EmbeddedServer(settings.home)
-        tcp = server.tcp_info()
-        if tcp is None:
+        local = server.socket_info()
+        if local is None:
             print(
                 f"the embedded database ({server.pgdata}) is not running; start it with `e2a db start`", file=sys.stderr
             )
             return 1
-        print(tcp.url())
+        print(local.url())
+        print(
+            "(E²A's own connection: the superuser over the unix socket, for this OS user only; the superuser is "
+            "refused over TCP. BI tools: `e2a db url --bi`)",
+            file=sys.stderr,
+        )
         return 0
     if settings.database_url:
         print("E2A_DATABASE_URL is set: E²A does not manage that server", file=sys.stderr)
         return 1
     server = EmbeddedServer(settings.home)
     if args.action == "start":
-        _prepare(settings)
-        print(f"embedded PostgreSQL running in {server.pgdata}: {server.tcp_info().url()}")
+        info = _prepare(settings)
+        print(f"embedded PostgreSQL running in {server.pgdata}: {info.url()}")
+        print(f"BI tools (TCP, password): {bi_url(settings, info)} (`e2a db url --bi --reveal`)")
         return 0
     if args.action == "stop":
         stopped = server.stop()
@@ -499,25 +531,29 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
             print(f"{discard(engine, args.id)} record(s) discarded")
             return 0
-        with engine.connect() as conn:
-            rows = (
-                conn.exec_driver_sql(
-                    """
-                select rejected_id as id, source, location, error_code, left(error_message, 90) as message,
-                       attempts, status, to_char(first_seen_at, 'YYYY-MM-DD HH24:MI') as first_seen
-                from ops.rejected_records
-                where %(status)s = 'all' or status = %(status)s
-                order by rejected_id
-                limit %(limit)s
-                """,
-                    {"status": args.status, "limit": args.limit},
-                )
-                .mappings()
-                .all()
-            )
+        if args.action == "show":
+            from e2a_dagster.lib.dlq import load_records, render_record
+
+            records = load_records(engine, args.ids)
+            missing = sorted(set(args.ids) - {r.rejected_id for r in records})
+            if args.raw:
+                for record in records:
+                    sys.stdout.buffer.write(record.exact_bytes)
+                    sys.stdout.buffer.flush()
+            else:
+                print("\n\n".join(render_record(r) for r in records))
+            if missing:
+                print(f"e2a: no rejected record with id {', '.join(map(str, missing))}", file=sys.stderr)
+                return 1
+            return 0
+        from e2a_dagster.lib.dlq import list_records
+
+        rows = list_records(engine, status=args.status, limit=args.limit)
     finally:
         engine.dispose()
-    print(text_table([dict(r) for r in rows]))
+    print(text_table(rows))
+    if rows:
+        print("\n`e2a dlq show ID` prints a record whole: raw text, exact bytes, location, code and message.")
     return 0
 
 
@@ -654,6 +690,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-attempts", type=int, default=5, help="a record failing this many times is marked failed"
     )
     dlq_replay.set_defaults(func=cmd_dlq)
+    dlq_show = dlq_sub.add_parser("show", help="print rejected records whole (raw text, location, code, message)")
+    dlq_show.add_argument("ids", type=int, nargs="+", metavar="ID")
+    dlq_show.add_argument("--raw", action="store_true", help="write the records' exact bytes to stdout, nothing else")
+    dlq_show.set_defaults(func=cmd_dlq)
     dlq_discard = dlq_sub.add_parser("discard", help="mark records discarded (kept, never replayed)")
     dlq_discard.add_argument("--id", type=int, action="append", required=True)
     dlq_discard.set_defaults(func=cmd_dlq)
@@ -701,6 +741,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DatabaseError as exc:
         print(f"e2a: database error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"e2a: {exc}", file=sys.stderr)
         return 2
 
 

@@ -148,9 +148,7 @@ def prepare_schemas(engine: sa.Engine, name: str, as_of: datetime) -> dict[str, 
             sa.text(
                 f"""
                 create view {actions}.exception_narratives_current as
-                select distinct on (exception_id) *
-                from {actions}.exception_narratives
-                order by exception_id, created_at desc
+                select * from {actions}.exception_narratives where is_current
                 """
             )
         )

@@ -468,6 +468,48 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        10,
+        "rejected records keep their exact bytes and the CSV header they are read with",
+        [
+            # raw stays readable text (control characters and bytes that are not UTF-8 as \xNN escapes);
+            # raw_bytes holds the record exactly when raw is not it (invalid UTF-8, NUL, control characters, a
+            # record cut to its first 64 KiB). csv_header: the header line of the CSV file the record came from,
+            # so a replay can read the row after the file is gone or its header was fixed.
+            "alter table ops.rejected_records add column if not exists raw_bytes bytea",
+            "alter table ops.rejected_records add column if not exists csv_header text",
+        ],
+    ),
+    (
+        11,
+        "a narrative follows its exception: is_current, retired_at",
+        [
+            # History stays (one row per exception × input version); is_current marks the narrative of the
+            # exception as it is now: the version matching its current facts, and none once the exception is
+            # gone from marts.fct_sla_exceptions (retired_at says since when). "The latest row" was not that:
+            # it kept narratives of vanished exceptions, and of facts that had changed back.
+            "alter table actions.exception_narratives add column if not exists is_current boolean not null "
+            "default false",
+            "alter table actions.exception_narratives add column if not exists retired_at timestamptz",
+            """
+            update actions.exception_narratives n set is_current = true
+            where not exists (
+                select 1 from actions.exception_narratives later
+                where later.exception_id = n.exception_id and later.created_at > n.created_at
+            )
+            and n.ctid = (
+                select ctid from actions.exception_narratives same
+                where same.exception_id = n.exception_id and same.created_at = n.created_at limit 1
+            )
+            """,
+            "create unique index if not exists exception_narratives_current_idx "
+            "on actions.exception_narratives (exception_id) where is_current",
+            """
+            create or replace view actions.exception_narratives_current as
+            select * from actions.exception_narratives where is_current
+            """,
+        ],
+    ),
 ]
 
 

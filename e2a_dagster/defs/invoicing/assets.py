@@ -4,7 +4,7 @@ import dagster as dg
 
 from e2a_dagster.defs.resources import Database, LandingZone, Notifier
 from e2a_dagster.lib.billing import billing_ingested_hashes, ingest_billing_file, pending_billing_files
-from e2a_dagster.lib.ingest import files_to_load, total_reject_codes
+from e2a_dagster.lib.ingest import files_to_load, load_files, total_reject_codes
 from e2a_dagster.lib.invoice_metrics import reconciliation_metrics
 from e2a_dagster.lib.invoicing import sync_adjustments
 from e2a_dagster.lib.reports import markdown_table
@@ -32,7 +32,13 @@ def invoice_lines(
     )
     if missing:
         context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
-    results = [ingest_billing_file(engine, path, reference) for path in paths]
+    results, failures = load_files(paths, lambda path: ingest_billing_file(engine, path, reference))
+    if failures:
+        # Every other file is in; these failed for a reason that is not their content (a bug, the database).
+        raise dg.Failure(
+            description=f"{len(failures)} of {len(paths)} file(s) could not be loaded: " + "; ".join(failures),
+            metadata={"failed_files": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
+        )
     codes = total_reject_codes(results)
     with engine.connect() as conn:
         total = conn.exec_driver_sql("select count(*) from raw.invoice_lines").scalar_one()
@@ -44,6 +50,7 @@ def invoice_lines(
             "duplicates": sum(r.duplicates for r in results),
             "rejected": sum(r.rejected for r in results),
             "rejected_by_code": codes,
+            "files_rejected_whole": [r.file_name for r in results if r.file_rejected],
             "dagster/row_count": total,
             "files_detail": dg.MetadataValue.md(
                 markdown_table([r.as_dict() for r in results]) if results else "_no new files_"
