@@ -43,7 +43,7 @@ def make_events(path: Path, count: int) -> int:
     written = 0
     with path.open("w") as fh:
         for timeline in sim.orders(count, end - timedelta(days=90), end):
-            for event in timeline:
+            for event in timeline.events:
                 fh.write(json.dumps(event.record, separators=(",", ":")) + "\n")
                 written += 1
                 if written >= count:

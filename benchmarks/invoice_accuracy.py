@@ -1,15 +1,19 @@
-"""Invoice guard accuracy against the simulator's injected billing errors (issue 5).
+"""Invoice guard accuracy against the simulator's injected billing errors (issues 5, 16).
 
 Simulates a history (default 30 days, 10,000 orders) with the billing system's invoices and their injected
 errors (ground truth: ``kind = billing_error`` records), runs the real pipeline (ingestion, dbt build with
 ``as_of`` = the end of the history, adjustments) in a dedicated database, and prints JSON: per discrepancy
-type,
-precision and recall of ``marts.fct_invoice_reconciliation`` against the injected errors, next to a baseline
-run in the same process: an invoice-only check (what a billing clerk finds from the invoice and the rate card
-alone: repeated (charge, order) lines and unit rates that differ from the rate card).
+type, precision and recall of ``marts.fct_invoice_reconciliation`` against the injected errors at the
+reconciliation grain (tenant, period, charge code, order), whether each flagged error names the invoice DESIGN §6
+gives it, and a baseline run in the same process: an invoice-only check (what a billing clerk finds from the
+invoice and the rate card alone: repeated (charge, order) lines and unit rates that differ from the rate card).
+
+By default every month is billed in two invoices (the simulator's ``supplementary_invoices``: a main invoice
+that leaves some correct lines out, and a supplementary one that bills them, carries the second line of one
+duplicate and a reversed-and-rebilled line); ``--single-invoice`` sends one invoice per month.
 
     python benchmarks/invoice_accuracy.py [--orders 10000] [--days 30] [--seed 11] \
-        [--end 2026-04-10T00:00:00Z]
+        [--end 2026-04-10T00:00:00Z] [--single-invoice]
 
 ``--simulator-ref REF`` loads the simulator modules from a git ref (e.g. ``issue-4-sources``) when this branch
 does not carry the billing simulator yet; after the merge it is not needed.
@@ -101,27 +105,28 @@ def _score(predicted: set[tuple], truth: set[tuple]) -> dict:
 
 
 BASELINE_SQL = """
--- Invoice-only check: repeated (charge, order) lines are duplicates; a unit rate that is not a rate of the
--- rate card version effective on the period start is a rate mismatch. Nothing else is visible without
--- activity.
+-- Invoice-only check, one invoice at a time: repeated (charge, order) lines are duplicates; a unit rate that is
+-- not a rate of the rate card version effective on the period start (a credit line's as its absolute value) is a
+-- rate mismatch. Nothing else is visible without activity. Reported at the reconciliation grain.
 with lines as (
     select * from staging.stg_billing__invoice_lines where is_current and invoice_id = any(:invoices)
 ),
 dups as (
-    select invoice_id, charge_code, order_id, 'duplicate_charge' as kind
-    from lines where order_id is not null group by 1, 2, 3 having count(*) > 1
+    select tenant_id, period_start, charge_code, order_id, 'duplicate_charge' as kind
+    from lines where order_id is not null group by invoice_id, 1, 2, 3, 4 having count(*) > 1
 ),
 rates as (
-    select lines.invoice_id, lines.charge_code, lines.order_id, 'rate_mismatch' as kind
+    select lines.tenant_id, lines.period_start, lines.charge_code, lines.order_id, 'rate_mismatch' as kind
     from lines
     where lines.charge_code in ('ORDER_FEE', 'PICK_UNIT', 'PACK_CARTON', 'SHIPPING', 'RETURN_FEE')
       and not exists (
         select 1 from reference.rate_cards c
         where c.tenant_id = lines.tenant_id and c.charge_code = lines.charge_code
           and lines.period_start >= c.effective_from and lines.period_start < c.effective_to
-          and round(c.rate * (1 + coalesce(c.markup_pct, 0) / 100), 6) = lines.unit_rate)
-)
-select * from dups union select * from rates
+          and round(c.rate * (1 + coalesce(c.markup_pct, 0) / 100), 6) = abs(lines.unit_rate))
+),
+found as (select * from dups union select * from rates)
+select tenant_id, to_char(date_trunc('month', period_start), 'YYYY-MM-DD'), charge_code, order_id, kind from found
 """
 
 
@@ -137,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         help="end of the history (the as_of of the build); invoices cover the complete months",
     )
     parser.add_argument("--simulator-ref", default=None)
+    parser.add_argument("--single-invoice", action="store_true", help="one invoice per month (no supplementary)")
     args = parser.parse_args(argv)
 
     if args.simulator_ref:
@@ -183,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     events_dir, billing_dir, truth_dir = work / "events", work / "billing", work / "truth"
     events_dir.mkdir()
     reference = Reference.load()
+    extra = {}
+    if "supplementary_invoices" in inspect.signature(simulator.simulate_history).parameters:
+        extra["supplementary_invoices"] = not args.single_invoice
     summary = simulator.simulate_history(
         reference,
         events_dir,
@@ -193,12 +202,21 @@ def main(argv: list[str] | None = None) -> int:
         anomalies=args.anomalies,
         billing_dir=billing_dir,
         ground_truth_dir=truth_dir,
+        **extra,
     )
     lap("simulate_s")
     truth_records = [json.loads(line) for line in Path(summary["ground_truth"]).read_text().splitlines()]
     errors = [r for r in truth_records if r.get("kind") == "billing_error"]
     invoices = [r["invoice_id"] for r in truth_records if r.get("kind") == "invoice"]
-    truth = {(r["invoice_id"], r["charge_code"], r["order_id"], r["discrepancy_type"]) for r in errors}
+    invoice_periods = {(r["tenant_id"], r["period_start"]) for r in truth_records if r.get("kind") == "invoice"}
+    # The reconciliation grain (DESIGN §6): (tenant, period, charge code, order) and the discrepancy type.
+    truth = {
+        (r["tenant_id"], r["period_start"], r["charge_code"], r["order_id"], r["discrepancy_type"]) for r in errors
+    }
+    truth_invoice = {
+        (r["tenant_id"], r["period_start"], r["charge_code"], r["order_id"], r["discrepancy_type"]): r["invoice_id"]
+        for r in errors
+    }
 
     info = _database()
     engine = make_engine(info)
@@ -231,16 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     lap("dbt_build_s")
     sync = sync_adjustments(engine, reference)
     lap("adjustments_s")
+    run_dbt(["build", "--select", "agg_billing_monthly", "--vars", json.dumps({"as_of": end.isoformat()})], info)
 
     with engine.connect() as conn:
-        flagged = conn.execute(
+        flagged_rows = conn.execute(
             sa.text(
-                "select invoice_id, charge_code, order_id, discrepancy_type "
-                "from marts.fct_invoice_reconciliation "
-                "where discrepancy_type <> 'matched' and invoice_id = any(:i)"
-            ),
-            {"i": invoices},
+                "select tenant_id, to_char(period_start, 'YYYY-MM-DD'), charge_code, order_id, discrepancy_type, "
+                "invoice_id from marts.fct_invoice_reconciliation where discrepancy_type <> 'matched'"
+            )
         ).all()
+        flagged = [r[:5] for r in flagged_rows if (r[0], r[1]) in invoice_periods]
+        named = {tuple(r[:5]): r[5] for r in flagged_rows}
         baseline = conn.execute(sa.text(BASELINE_SQL), {"invoices": invoices}).all()
         money = conn.execute(
             sa.text(
@@ -248,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
                 "from marts.fct_invoice_reconciliation where invoice_id = any(:i) group by currency"
             ),
             {"i": invoices},
+        ).all()
+        monthly = conn.execute(
+            sa.text(
+                "select tenant_id, invoice_month, invoice_count, billed_amount, expected_amount "
+                "from marts.agg_billing_monthly order by 1, 2"
+            )
         ).all()
         adjustments_total = conn.execute(
             sa.text(
@@ -259,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     predicted = {tuple(r) for r in flagged}
     misses = sorted(truth - predicted)[:10]
     false_alarms = sorted(predicted - truth)[:10]
+    found = predicted & truth
+    wrong_invoice = sorted((k, named[k], truth_invoice[k]) for k in found if named[k] != truth_invoice[k])
     result = {
         "benchmark": "invoice_accuracy",
         "params": {
@@ -277,12 +304,18 @@ def main(argv: list[str] | None = None) -> int:
         "billing_lines_loaded": sum(b.loaded for b in billing),
         "billing_lines_rejected": sum(b.rejected for b in billing),
         "invoice_guard": _score(predicted, truth),
+        "invoice_named": {"agree": len(found) - len(wrong_invoice), "differ": len(wrong_invoice)},
         "baseline_invoice_only": _score({tuple(r) for r in baseline}, truth),
         "missed": [list(m) for m in misses],
         "false_alarms": [list(f) for f in false_alarms],
         "money": {c: {"billed": str(b), "expected": str(e), "delta": str(d)} for c, b, e, d in money},
         "adjustments_open": {c: {"count": n, "amount": str(a)} for c, n, a in adjustments_total},
         "adjustments_sync": sync.as_metadata(),
+        "billing_monthly": [
+            {"tenant": t, "month": str(m), "invoices": n, "billed": str(b), "expected": str(e)}
+            for t, m, n, b, e in monthly
+        ],
+        "wrong_invoice_named": [[list(k), got, want] for k, got, want in wrong_invoice[:10]],
         "timings": timings,
     }
     print(json.dumps(result, indent=2, default=str))

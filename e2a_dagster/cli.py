@@ -63,7 +63,7 @@ freshness:
 """
 
 
-def _prepare(settings: Settings, *, start_db: bool = True) -> ConnectionInfo:
+def _prepare(settings: Settings, *, start_db: bool = True, extra_tenants: list[str] | None = None) -> ConnectionInfo:
     """State folders, database (started if embedded), schema, and the environment child processes inherit."""
     settings.ensure_dirs()
     os.environ["E2A_HOME"] = str(settings.home)
@@ -75,15 +75,35 @@ def _prepare(settings: Settings, *, start_db: bool = True) -> ConnectionInfo:
         dagster_yaml.read_text().startswith(DAGSTER_YAML.splitlines()[0]) and dagster_yaml.read_text() != DAGSTER_YAML
     ):
         dagster_yaml.write_text(DAGSTER_YAML)
+    tenants = _bi_tenants()  # a wrong E2A_BI_TENANT_ROLES is said before anything starts
     info = resolve_connection(settings, start=start_db)
     engine = make_engine(info)
     try:
         migrate(engine)
-        _setup_bi_roles(engine, settings)
+        _setup_bi_roles(engine, settings, [*tenants, *(extra_tenants or [])])
     finally:
         engine.dispose()
     os.environ.update(info.dbt_env())
     return info
+
+
+class ConfigError(ValueError):
+    """A setting or argument is wrong; the message says which and what is allowed (printed on one line)."""
+
+
+def _known_tenant(tenant: str, setting: str = "--tenant") -> str:
+    """A tenant id that may name a BI role: well formed and in the reference data."""
+    from e2a_dagster.lib.bi import InvalidTenantError, tenant_role
+    from e2a_dagster.lib.reference import Reference
+
+    try:
+        tenant_role(tenant)
+    except InvalidTenantError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None
+    known = sorted(Reference.load().tenants)
+    if tenant not in known:
+        raise ConfigError(f"{setting}: unknown tenant {tenant!r} (known: {', '.join(known)})")
+    return tenant
 
 
 def _bi_tenants() -> list[str]:
@@ -93,22 +113,24 @@ def _bi_tenants() -> list[str]:
     wanted = os.environ.get("E2A_BI_TENANT_ROLES", "").strip()
     if not wanted:
         return []
-    known = sorted(Reference.load().tenants)
-    return known if wanted == "all" else [t.strip() for t in wanted.split(",") if t.strip()]
+    if wanted == "all":
+        return sorted(Reference.load().tenants)
+    return [_known_tenant(t.strip(), "E2A_BI_TENANT_ROLES") for t in wanted.split(",") if t.strip()]
 
 
-def _setup_bi_roles(engine, settings: Settings) -> None:
+def _setup_bi_roles(engine, settings: Settings, extra_tenants: list[str] | None = None) -> None:
     """The read-only BI roles (lib/bi.py). Best effort: a database user without CREATEROLE gets a warning."""
     from e2a_dagster.lib.bi import BIAccessError, ensure_bi_roles
 
+    tenants = list(dict.fromkeys([*_bi_tenants(), *(extra_tenants or [])]))
     try:
-        ensure_bi_roles(engine, settings.home, _bi_tenants())
+        ensure_bi_roles(engine, settings.home, tenants)
     except BIAccessError as exc:
         print(f"[e2a] warning: {exc}", file=sys.stderr)
 
 
 def bi_url(settings: Settings, info: ConnectionInfo, *, reveal: bool = False, tenant: str | None = None) -> str:
-    """The PostgreSQL URL a BI tool uses (TCP; the e2a_bi role or a tenant's role)."""
+    """The PostgreSQL URL a BI tool uses (TCP with a password; the e2a_bi role or a tenant's role)."""
     from e2a_dagster.lib.bi import BI_ROLE, bi_connection, role_password, tenant_role
 
     role = tenant_role(tenant) if tenant else BI_ROLE
@@ -130,10 +152,9 @@ def _load_defs():
 # e2a run
 
 
-def run_pipeline(
-    as_of: str | None = None, *, asset_selection=None, raise_on_error: bool = False, log_level: str = "WARNING"
-):
-    """One in-process pass over every asset (ingest pending files, build dbt), recorded in the Dagster instance."""
+def run_pipeline(*, asset_selection=None, raise_on_error: bool = False, log_level: str = "WARNING"):
+    """One in-process pass over every asset (ingest pending files, build dbt), recorded in the Dagster instance.
+    Always live: "now" is ``E2A_NOW`` or the wall clock (a past instant is a backtest, lib/backtest.py)."""
     import dagster as dg
 
     definitions = _load_defs()
@@ -141,15 +162,6 @@ def run_pipeline(
     if asset_selection is None:
         asset_selection = configured_assets(definitions)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    if as_of:
-        # The dbt assets may run as several steps (e2a_dbt_models, e2a_dbt_models_2, ...: the calendar asset
-        # sits between the seeds and the models): every one of them evaluates at the same as_of.
-        dbt_steps = [
-            n.name
-            for n in job.graph.nodes
-            if n.name.split("_")[:3] == ["e2a", "dbt", "models"] or n.name == "billable_activity_daily"
-        ]
-        run_config["ops"] = {name: {"config": {"as_of": as_of}} for name in dbt_steps}
     graph = definitions.resolve_asset_graph()
     partitioned = any(graph.get(key).partitions_def is not None for key in asset_selection)
     with dg.DagsterInstance.get() as instance:
@@ -189,7 +201,19 @@ def configured_assets(definitions) -> list:
     return [key for key in definitions.resolve_asset_graph().materializable_asset_keys if key not in skip]
 
 
+def _database_now(info: ConnectionInfo) -> datetime:
+    """The database's clock: what ``ingested_at`` and ``last_attempt_at`` are stamped with (the machine running
+    ``e2a`` may keep another time: an external server, a skewed clock)."""
+    engine = make_engine(info)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("select clock_timestamp()").scalar_one()
+    finally:
+        engine.dispose()
+
+
 def _summary(info: ConnectionInfo, started: datetime) -> list[dict]:
+    """The run's figures; "this run" = stamped (database clock) at or after ``started``."""
     engine = make_engine(info)
     try:
         with engine.connect() as conn:
@@ -215,31 +239,37 @@ def _summary(info: ConnectionInfo, started: datetime) -> list[dict]:
     ]
 
 
-def _parse_as_of(text: str | None) -> str | None:
+def _parse_as_of(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise SystemExit(f"e2a: --as-of {text!r} is not an ISO-8601 timestamp") from None
-    if value.tzinfo is None:
-        raise SystemExit(f"e2a: --as-of {text!r} needs a UTC offset (e.g. {text}+00:00)")
-    return value.isoformat()
+        return clock.parse_instant(text, what="--as-of")
+    except clock.ClockError as exc:
+        raise SystemExit(f"e2a: {exc}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     as_of = _parse_as_of(args.as_of)
+    if args.into and as_of is None:
+        raise SystemExit("e2a: --into names a backtest: give the instant with --as-of")
     settings = load_settings()
     info = _prepare(settings)
-    started = datetime.now().astimezone() - timedelta(seconds=1)
+    if as_of is not None:
+        return run_backtest_command(settings, info, as_of, args.into or "backtest")
+    started = _database_now(info)
     if args.verbose:
-        result = run_pipeline(as_of, log_level="DEBUG")
+        result = run_pipeline(log_level="DEBUG")
     else:
         # dbt's own progress lines go to a log file; the summary below is what a person needs.
         log_path = settings.home / "last-run.log"
         with open(log_path, "w") as log, contextlib.redirect_stdout(log):
-            result = run_pipeline(as_of)
+            result = run_pipeline()
     failed_steps = [e.step_key for e in result.all_events if e.is_step_failure]
+    failures = [
+        f"{e.step_key}: {(e.event_specific_data.error.message or '').strip().splitlines()[0][:500]}"  # type: ignore[union-attr]
+        for e in result.all_events
+        if e.is_step_failure and getattr(e.event_specific_data, "error", None) is not None
+    ]
     failed_checks = [
         e.event_specific_data.check_name  # type: ignore[union-attr]
         for e in result.all_events
@@ -254,9 +284,71 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"details in {settings.home / 'last-run.log'} and the Dagster UI (`e2a dev`)",
             file=sys.stderr,
         )
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
         return 1
     print(f"\nrun {result.run_id} succeeded")
     return 0
+
+
+def run_backtest_command(settings: Settings, info: ConnectionInfo, as_of: datetime, name: str) -> int:
+    """``e2a run --as-of T [--into NAME]``: a side-effect-free backtest into NAME_* (lib/backtest.py)."""
+    from e2a_dagster.lib.backtest import BacktestError, run_backtest, validate_name
+
+    try:
+        validate_name(name)
+    except BacktestError as exc:
+        raise SystemExit(f"e2a: {exc}") from None
+    log_path = settings.home / f"backtest-{name}.log"
+    engine = make_engine(info)
+    try:
+        result = run_backtest(
+            engine,
+            info,
+            as_of,
+            name,
+            log_path=log_path,
+            progress=lambda message: print(f"[e2a] backtest {name}: {message}", file=sys.stderr, flush=True),
+        )
+    except BacktestError as exc:
+        print(f"e2a: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(text_table(result.rows()))
+    print(
+        f"\nbacktest {name} as of {as_of.isoformat()} in {result.seconds} s: read it from "
+        f"{', '.join(result.schemas[s] for s in ('marts', 'actions'))} (same table names as the live schemas); "
+        "live state untouched, nothing approved, ingested or notified"
+    )
+    if not result.ok:
+        print(f"\nbacktest {name} FAILED in dbt (log: {log_path}):\n{result.dbt_message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from e2a_dagster.lib.backtest import BacktestError, drop_backtest, list_backtests
+
+    settings = load_settings()
+    info = _prepare(settings)
+    engine = make_engine(info)
+    try:
+        if args.action == "list":
+            rows = list_backtests(engine)
+            print(text_table(rows) if rows else "no backtests (make one with `e2a run --as-of TS [--into NAME]`)")
+            return 0
+        try:
+            dropped = drop_backtest(engine, args.name)
+        except BacktestError as exc:
+            raise SystemExit(f"e2a: {exc}") from None
+        if not dropped:
+            print(f"no backtest named {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"dropped {', '.join(dropped)}")
+        return 0
+    finally:
+        engine.dispose()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -414,17 +506,15 @@ def _start_dagster(args: argparse.Namespace, log_path: Path) -> subprocess.Popen
 
 def _print_addresses(settings: Settings, info: ConnectionInfo, url: str) -> None:
     """The last lines `e2a dev` prints: where the UI and the BI connection are."""
-    tcp = EmbeddedServer(settings.home).tcp_info() if not settings.database_url else info
-    print(f"[e2a] Dagster UI: {url}")
-    if tcp and not tcp.is_socket:
-        from e2a_dagster.lib.bi import BI_ROLE, role_password
+    from e2a_dagster.lib.bi import BI_ROLE, role_password
 
-        origin = role_password(BI_ROLE, settings.home).origin.split(":", 1)
-        where = f"${origin[1]}" if origin[0] == "env" else origin[1]
-        print(
-            f"[e2a] BI connection (read-only, marts and actions): {bi_url(settings, tcp)}  "
-            f"(password: {where}; `e2a db url --bi --reveal` prints it whole)"
-        )
+    print(f"[e2a] Dagster UI: {url}")
+    origin = role_password(BI_ROLE, settings.home).origin.split(":", 1)
+    where = f"${origin[1]}" if origin[0] == "env" else origin[1]
+    print(
+        f"[e2a] BI connection (read-only, marts and actions): {bi_url(settings, info)}  "
+        f"(password: {where}; `e2a db url --bi --reveal` prints it whole)"
+    )
     sys.stdout.flush()
 
 
@@ -480,31 +570,36 @@ def _tail(path: Path, lines: int = 40) -> str:
 def cmd_db(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.action == "url" and (args.bi or args.tenant):
-        info = _prepare(settings)
-        if settings.database_url is None:
-            info = EmbeddedServer(settings.home).tcp_info() or info
-        print(bi_url(settings, info, reveal=args.reveal, tenant=args.tenant))
+        tenant = _known_tenant(args.tenant) if args.tenant else None
+        info = _prepare(settings, extra_tenants=[tenant] if tenant else [])
+        print(bi_url(settings, info, reveal=args.reveal, tenant=tenant))
         return 0
     if args.action == "url":
         if settings.database_url:
             print(settings.database_url if args.reveal else redact(settings.database_url))
             return 0
         server = EmbeddedServer(settings.home)
-        tcp = server.tcp_info()
-        if tcp is None:
+        local = server.socket_info()
+        if local is None:
             print(
                 f"the embedded database ({server.pgdata}) is not running; start it with `e2a db start`", file=sys.stderr
             )
             return 1
-        print(tcp.url())
+        print(local.url())
+        print(
+            "(E²A's own connection: the superuser over the unix socket, for this OS user only; the superuser is "
+            "refused over TCP. BI tools: `e2a db url --bi`)",
+            file=sys.stderr,
+        )
         return 0
     if settings.database_url:
         print("E2A_DATABASE_URL is set: E²A does not manage that server", file=sys.stderr)
         return 1
     server = EmbeddedServer(settings.home)
     if args.action == "start":
-        _prepare(settings)
-        print(f"embedded PostgreSQL running in {server.pgdata}: {server.tcp_info().url()}")
+        info = _prepare(settings)
+        print(f"embedded PostgreSQL running in {server.pgdata}: {info.url()}")
+        print(f"BI tools (TCP, password): {bi_url(settings, info)} (`e2a db url --bi --reveal`)")
         return 0
     if args.action == "stop":
         stopped = server.stop()
@@ -538,25 +633,29 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
             print(f"{discard(engine, args.id)} record(s) discarded")
             return 0
-        with engine.connect() as conn:
-            rows = (
-                conn.exec_driver_sql(
-                    """
-                select rejected_id as id, source, location, error_code, left(error_message, 90) as message,
-                       attempts, status, to_char(first_seen_at, 'YYYY-MM-DD HH24:MI') as first_seen
-                from ops.rejected_records
-                where %(status)s = 'all' or status = %(status)s
-                order by rejected_id
-                limit %(limit)s
-                """,
-                    {"status": args.status, "limit": args.limit},
-                )
-                .mappings()
-                .all()
-            )
+        if args.action == "show":
+            from e2a_dagster.lib.dlq import load_records, render_record
+
+            records = load_records(engine, args.ids)
+            missing = sorted(set(args.ids) - {r.rejected_id for r in records})
+            if args.raw:
+                for record in records:
+                    sys.stdout.buffer.write(record.exact_bytes)
+                    sys.stdout.buffer.flush()
+            else:
+                print("\n\n".join(render_record(r) for r in records))
+            if missing:
+                print(f"e2a: no rejected record with id {', '.join(map(str, missing))}", file=sys.stderr)
+                return 1
+            return 0
+        from e2a_dagster.lib.dlq import list_records
+
+        rows = list_records(engine, status=args.status, limit=args.limit)
     finally:
         engine.dispose()
-    print(text_table([dict(r) for r in rows]))
+    print(text_table(rows))
+    if rows:
+        print("\n`e2a dlq show ID` prints a record whole: raw text, exact bytes, location, code and message.")
     return 0
 
 
@@ -626,6 +725,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         shopify_store=store,
         shopify_tenant=shopify_tenant,
         billing_error_rate=args.billing_errors,
+        supplementary_invoices=args.supplementary_invoices,
         progress=_progress,
     )
     print(text_table([{"figure": k, "value": v} for k, v in summary.items()]))
@@ -656,9 +756,23 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=cmd_dev)
 
     run = sub.add_parser("run", help="one in-process pass: ingest what is pending, build every model")
-    run.add_argument("--as-of", help="evaluate as of this instant (ISO-8601 with offset); default now")
+    run.add_argument(
+        "--as-of",
+        help="a backtest at this past instant (ISO-8601 with offset) into backtest_* schemas: live state untouched "
+        "(pin the live system with E2A_NOW instead)",
+    )
+    run.add_argument("--into", help="--as-of: name of the backtest (schemas NAME_marts, NAME_actions, ...)")
     run.add_argument("-v", "--verbose", action="store_true", help="show the run's log")
     run.set_defaults(func=cmd_run)
+
+    backtest = sub.add_parser("backtest", help="the backtests `e2a run --as-of` wrote: list, drop")
+    backtest_sub = backtest.add_subparsers(dest="action", required=True)
+    backtest_sub.add_parser("list", help="list backtests (name, as_of, when, status, schemas)").set_defaults(
+        func=cmd_backtest
+    )
+    backtest_drop = backtest_sub.add_parser("drop", help="drop a backtest's schemas")
+    backtest_drop.add_argument("name")
+    backtest_drop.set_defaults(func=cmd_backtest)
 
     db = sub.add_parser("db", help="the database")
     db.add_argument("action", choices=["url", "start", "stop"])
@@ -679,6 +793,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-attempts", type=int, default=5, help="a record failing this many times is marked failed"
     )
     dlq_replay.set_defaults(func=cmd_dlq)
+    dlq_show = dlq_sub.add_parser("show", help="print rejected records whole (raw text, location, code, message)")
+    dlq_show.add_argument("ids", type=int, nargs="+", metavar="ID")
+    dlq_show.add_argument("--raw", action="store_true", help="write the records' exact bytes to stdout, nothing else")
+    dlq_show.set_defaults(func=cmd_dlq)
     dlq_discard = dlq_sub.add_parser("discard", help="mark records discarded (kept, never replayed)")
     dlq_discard.add_argument("--id", type=int, action="append", required=True)
     dlq_discard.set_defaults(func=cmd_dlq)
@@ -694,6 +812,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.02,
         help="injected invoice errors per shipped order (at least one of each type per invoice)",
+    )
+    sim.add_argument(
+        "--supplementary-invoices",
+        action="store_true",
+        help="bill each month in two invoices: a main one and a supplementary one with the lines it left out",
     )
     sim.add_argument("--no-shopify", action="store_true", help="no Shopify orders (landing zone only)")
     sim.add_argument("--live", action="store_true", help="drip events in (accelerated) real time until Ctrl-C")
@@ -724,6 +847,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DatabaseError as exc:
         print(f"e2a: database error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"e2a: {exc}", file=sys.stderr)
         return 2
 
 

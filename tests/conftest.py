@@ -1,12 +1,20 @@
 """Shared test fixtures: one real PostgreSQL database and one dbt build per session.
 
 The database is ``E2A_TEST_DATABASE_URL`` if set, else a dedicated embedded server (``.e2a/test-home``) with a
-fresh ``e2a_test`` database each session. Tests isolate themselves by order id, file name or schema."""
+fresh ``e2a_test`` database each session. Tests isolate themselves by order id, file name or schema.
+
+The clock is pinned for the whole session: ``E2A_NOW`` = ``SESSION_NOW`` (lib/clock.py), so no test depends on
+the wall clock, the hour or the day. A test that needs time to pass moves the pinned clock
+(``monkeypatch.setenv("E2A_NOW", ...)``), never sleeps. The machine clock may be any instant from
+``MACHINE_CLOCK_FLOOR`` on: what still follows it are bookkeeping stamps (``ingested_at``: an event must not
+have occurred after it was ingested) and the daily partitions Dagster has created so far. CI runs the SLA and
+pipeline tests with the machine clock faked (``faketime``, ``.ci/run``) to prove it."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -19,6 +27,43 @@ from e2a_dagster.lib.schema import migrate
 from e2a_dagster.lib.settings import PROJECT_ROOT
 
 TEST_DB = "e2a_test"
+
+# Tuesday 2026-11-24 10:00 in New York (EST), 16:00 in Berlin (CET): the instant every live build, schedule,
+# sensor and simulation of the session treats as now.
+SESSION_NOW = "2026-11-24T15:00:00+00:00"
+# The first daily billing partition. Every test's billing days are in July 2026 or later (the invoice guard's
+# 2031 months are pinned dbt builds, not partitions); the default (2025-01-01) would give `e2a run` and the
+# pipeline test ~700 partitions to plan and record. Read when the definitions are imported: set it here.
+SESSION_BILLING_START = "2026-07-01"
+
+
+# The latest business instant a test ingests through the plausibility check (the CLI test's simulated history
+# ends 2026-10-29) or runs a daily partition of (July 2026), rounded up.
+MACHINE_CLOCK_FLOOR = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def pytest_configure(config) -> None:
+    os.environ["E2A_NOW"] = SESSION_NOW
+    os.environ["E2A_BILLING_START"] = SESSION_BILLING_START
+    if datetime.now(UTC) < MACHINE_CLOCK_FLOOR:  # the one read of the machine clock: a guard, not a test
+        raise pytest.UsageError(
+            f"the machine clock ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC) is before {MACHINE_CLOCK_FLOOR:%Y-%m-%d}: "
+            "the test data would lie in its future (see tests/conftest.py)"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _environment_is_restored():
+    """A test leaves ``os.environ`` as it found it (after the session and module fixtures it uses set theirs up).
+
+    Code under test may write the environment: the ``Database`` resource exports ``E2A_PG_*`` for dbt when it
+    opens, so a test that points ``E2A_DATABASE_URL`` at another database (with monkeypatch, which restores only
+    what it set) would otherwise send every later dbt run of the session to that database."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 def _fresh_database(info: ConnectionInfo) -> ConnectionInfo:

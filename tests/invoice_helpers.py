@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from e2a_dagster.lib import clock
 from e2a_dagster.lib.billing import FIELDS
 from e2a_dagster.lib.calendar import calendar_days, calendar_window, data_range, write_calendar
 from e2a_dagster.lib.settings import SEEDS_DIR
@@ -118,8 +118,9 @@ def _seed_rows(name: str) -> list[dict[str, str]]:
 
 
 def write_warehouse_calendar(engine: sa.Engine) -> None:
-    """What the ``reference/warehouse_calendar`` asset writes, over today and every stored event."""
-    first, last = calendar_window(date.today(), *data_range(engine))
+    """What the ``reference/warehouse_calendar`` asset writes, over today (the pinned clock) and every stored
+    event."""
+    first, last = calendar_window(clock.today(), *data_range(engine))
     write_calendar(
         engine,
         calendar_days(_seed_rows("warehouses.csv"), _seed_rows("calendar_exceptions.csv"), first, last),

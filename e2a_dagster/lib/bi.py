@@ -1,7 +1,9 @@
 """Read-only access for BI tools (DESIGN §7): the ``e2a_bi`` role and optional per-tenant roles.
 
 - ``e2a_bi`` (LOGIN, read-only): USAGE on ``marts`` and ``actions``, SELECT on their tables and views (also the
-  ones created later: default privileges), nothing on ``raw``, ``ops``, ``staging``, ``intermediate``.
+  ones created later: default privileges), nothing on ``raw``, ``ops``, ``staging``, ``intermediate``; no
+  temporary tables (TEMP is revoked from PUBLIC and granted back to E²A's own role only) and no CREATE anywhere.
+  On the embedded server BI roles connect over TCP with their password (SCRAM), never through the socket.
 - ``e2a_bi_<tenant>`` (LOGIN, read-only, optional): members of the NOLOGIN group ``e2a_bi_tenants``. Every
   marts/actions table has row-level security; the group's policy keeps the rows whose ``tenant_id`` equals the
   role name after ``e2a_bi_``. Views run as the querying role (``security_invoker``), so the same policies apply.
@@ -36,9 +38,15 @@ class BIAccessError(RuntimeError):
     """The BI roles could not be set up (e.g. the database user may not create roles)."""
 
 
+class InvalidTenantError(ValueError):
+    """A tenant id that cannot name a BI role."""
+
+
 def tenant_role(tenant_id: str) -> str:
     if not _TENANT_RE.match(tenant_id):
-        raise ValueError(f"not a valid tenant id for a BI role: {tenant_id!r}")
+        raise InvalidTenantError(
+            f"{tenant_id!r} is not a tenant id (lower-case letters, digits, '_' and '-', at most 56 characters)"
+        )
     return TENANT_ROLE_PREFIX + tenant_id
 
 
@@ -134,6 +142,14 @@ def ensure_bi_roles(
                 conn.exec_driver_sql(f"grant {TENANT_GROUP} to {_quote(conn, role)}")
             database = _quote(conn, conn.exec_driver_sql("select current_database()").scalar_one())
             conn.exec_driver_sql(f"grant connect on database {database} to {BI_ROLE}, {TENANT_GROUP}")
+            # No scratch space for BI roles: TEMP is PUBLIC's by default, so it goes from PUBLIC (and from any
+            # role it was granted to by name) and comes back for the role E²A itself runs as (dbt and the loader
+            # use temporary tables). Nobody but the owner creates in schema public (the PostgreSQL 15+ default,
+            # also on 14).
+            bi_roles = ", ".join(_quote(conn, r) for r in passwords)
+            conn.exec_driver_sql(f"revoke temporary on database {database} from public, {TENANT_GROUP}, {bi_roles}")
+            conn.exec_driver_sql(f"grant temporary on database {database} to {owner}")
+            conn.exec_driver_sql("revoke create on schema public from public")
             for schema in BI_SCHEMAS:
                 conn.exec_driver_sql(f"grant usage on schema {schema} to {BI_ROLE}, {TENANT_GROUP}")
                 # Future relations: e2a_bi reads them at once; tenant roles only after apply_bi_access (RLS).
@@ -147,5 +163,7 @@ def ensure_bi_roles(
 
 
 def bi_connection(info: ConnectionInfo, role: str, password: str) -> ConnectionInfo:
-    """The connection of a BI role on the same server and database as ``info`` (TCP, for BI tools)."""
-    return ConnectionInfo(info.host, info.port, role, password, info.dbname)
+    """The connection of a BI role on the same server and database as ``info``, over TCP (a unix socket in
+    ``info`` means the embedded server, which listens on 127.0.0.1 at the same port) with the role's password."""
+    host = "127.0.0.1" if info.is_socket else info.host
+    return ConnectionInfo(host, info.port, role, password, info.dbname)

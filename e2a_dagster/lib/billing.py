@@ -25,9 +25,20 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 
-from e2a_dagster.lib.database import raw_connection
-from e2a_dagster.lib.events import Fault, Rejected
-from e2a_dagster.lib.ingest import FileResult, Rejection, file_hash, record_rejections
+from e2a_dagster.lib.database import TRANSIENT_DB_ERRORS, raw_connection
+from e2a_dagster.lib.events import Fault, Rejected, control_characters
+from e2a_dagster.lib.ingest import (
+    FileResult,
+    IngestError,
+    Rejection,
+    csv_header_fault,
+    file_hash,
+    read_csv_with_header,
+    record_rejections,
+    reject_whole_file,
+    write_ledger,
+)
+from e2a_dagster.lib.raw_records import csv_records, sniff_file
 from e2a_dagster.lib.reference import Reference
 
 log = logging.getLogger(__name__)
@@ -164,6 +175,12 @@ def parse_line(record: dict[str, str], reference: Reference) -> InvoiceLine:
     if any("\x00" in v for v in values.values()):
         raise Rejected([Fault("invalid_text", "record contains a NUL character, which PostgreSQL text cannot hold")])
     faults: list[Fault] = []
+    for name, value in values.items():
+        found = control_characters(value)
+        if found:
+            faults.append(Fault("control_character", f"{name}: contains control characters ({', '.join(found)})"))
+    if faults:
+        raise Rejected(faults)
     required = (
         "invoice_id",
         "tenant_id",
@@ -274,87 +291,62 @@ def parse_line(record: dict[str, str], reference: Reference) -> InvoiceLine:
 Parsed = tuple[int, InvoiceLine | None, str, Rejection | None]  # (line number, line, raw record, rejection)
 
 
-def _csv_text(row: list[str]) -> str:
-    import io
-
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(row)
-    return buf.getvalue()
-
-
 def read_invoice_lines(path: Path, reference: Reference) -> Iterator[Parsed]:
     """Every record of an invoice CSV: valid lines, or a rejection with its location and raw text.
 
     Within one file, all lines of an invoice must agree on its header (tenant, dates, currency), and a
-    (invoice_id, line_id) may appear once (a repeat with identical content is ignored)."""
+    (invoice_id, line_id) may appear once (a repeat with identical content is ignored). A BOM, CRLF line ends and
+    bad bytes are handled per record (``raw_records.py``); a wrong header rejects every data line
+    (``invalid_header``) with the header beside it."""
     name = path.name
     headers: dict[str, tuple] = {}
     seen: dict[tuple[str, str], str] = {}
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            return
-        header = [h.strip().lstrip("\ufeff") for h in header]
-        missing = [f for f in FIELDS if f not in header]
-        unknown = [h for h in header if h not in FIELDS]
-        if missing or unknown or len(set(header)) != len(header):
-            fault = Rejected(
-                [
-                    Fault(
-                        "invalid_header",
-                        f"CSV header must be {', '.join(FIELDS)}; missing {missing}, unknown {unknown}",
-                    )
-                ]
-            )
-            yield 1, None, "", Rejection(f"{name}:1", ",".join(header), fault)
-            return
-        for row in reader:
-            number = reader.line_num
-            raw_text = _csv_text(row)
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                fault = Rejected([Fault("malformed_csv", f"expected {len(header)} columns, found {len(row)}")])
-                yield number, None, raw_text, Rejection(f"{name}:{number}", raw_text, fault)
-                continue
-            record = dict(zip(header, row, strict=True))
-            try:
-                line = parse_line(record, reference)
-                first = headers.setdefault(line.invoice_id, line.header())
-                if first != line.header():
-                    raise Rejected(
-                        [
-                            Fault(
-                                "inconsistent_invoice_header",
-                                f"invoice {line.invoice_id}: tenant, dates or currency differ from "
-                                "the invoice's "
-                                "first line "
-                                "in this file",
-                            )
-                        ]
-                    )
-                key = (line.invoice_id, line.line_id)
-                previous = seen.get(key)
-                if previous is not None:
-                    if previous == line.content_hash:
-                        continue  # the same line twice in one file: nothing new
-                    raise Rejected(
-                        [
-                            Fault(
-                                "duplicate_line_id",
-                                f"line_id {line.line_id} of invoice {line.invoice_id} appears twice "
-                                "in this file "
-                                "with "
-                                "different content; the first one is kept",
-                            )
-                        ]
-                    )
-                seen[key] = line.content_hash
-            except Rejected as exc:
-                yield number, None, raw_text, Rejection(f"{name}:{number}", raw_text, exc)
-            else:
-                yield number, line, json.dumps(record, sort_keys=True), None
+    for raw, record, rejection, header in read_csv_with_header(path, FIELDS, FIELDS):
+        number = raw.line
+        if rejection is not None:
+            yield number, None, rejection.raw, rejection
+            continue
+        assert record is not None
+        location = f"{name}:{number}"
+        try:
+            line = parse_line(record, reference)
+            first = headers.setdefault(line.invoice_id, line.header())
+            if first != line.header():
+                raise Rejected(
+                    [
+                        Fault(
+                            "inconsistent_invoice_header",
+                            f"invoice {line.invoice_id}: tenant, dates or currency differ from the invoice's first "
+                            "line in this file",
+                        )
+                    ]
+                )
+            key = (line.invoice_id, line.line_id)
+            previous = seen.get(key)
+            if previous is not None:
+                if previous == line.content_hash:
+                    continue  # the same line twice in one file: nothing new
+                raise Rejected(
+                    [
+                        Fault(
+                            "duplicate_line_id",
+                            f"line_id {line.line_id} of invoice {line.invoice_id} appears twice in this file with "
+                            "different content; the first one is kept",
+                        )
+                    ]
+                )
+            seen[key] = line.content_hash
+        except Rejected as exc:
+            rejection = Rejection.of(location, raw, exc, header=header)
+            yield number, None, rejection.raw, rejection
+        except Exception as exc:  # the boundary: one line never stops the file
+            log.exception("validating %s failed unexpectedly", location)
+            message = f"the line could not be validated: {type(exc).__name__}: {exc}"
+            fault = Rejected([Fault("validation_error", message)])
+            rejection = Rejection.of(location, raw, fault, header=header)
+            yield number, None, rejection.raw, rejection
+        else:
+            yield number, line, json.dumps(record, sort_keys=True), None
 
 
 def pending_billing_files(directory: Path) -> list[Path]:
@@ -388,23 +380,54 @@ create temp table if not exists _incoming_invoice_lines
 
 
 def ingest_billing_file(engine: sa.Engine, path: Path, reference: Reference) -> BillingFileResult:
-    """Load one invoice file in one transaction. Re-running on the same content is a no-op (``skipped``)."""
-    content_hash = file_hash(path)
+    """Load one invoice file in one transaction. Re-running on the same content is a no-op (``skipped``).
+    Content never raises (bad lines go to the DLQ, a binary or unreadable file is one DLQ row); the database
+    going away does (run it again), anything else is an ``IngestError`` naming the file and line."""
+    try:
+        content_hash = file_hash(path)
+    except OSError as exc:
+        whole = reject_whole_file(engine, path, SOURCE, Fault("unreadable_file", f"cannot read the file: {exc}"), None)
+        return BillingFileResult(**whole.__dict__)
+    fault = sniff_file(path)
+    if fault is not None:
+        return BillingFileResult(**reject_whole_file(engine, path, SOURCE, fault, content_hash).__dict__)
     result = BillingFileResult(file_name=path.name, content_hash=content_hash)
     rows: list[tuple] = []
     rejections: list[Rejection] = []
-    for number, line, payload, rejection in read_invoice_lines(path, reference):
-        result.records += 1
-        if rejection is not None:
-            rejections.append(rejection)
-            continue
-        assert line is not None
-        rows.append(_row(line, payload, path.name, number))
+    try:
+        for number, line, payload, rejection in read_invoice_lines(path, reference):
+            result.line = number
+            result.records += 1
+            if rejection is not None:
+                rejections.append(rejection)
+                continue
+            assert line is not None
+            rows.append(_row(line, payload, path.name, number))
+    except Exception as exc:
+        raise IngestError(f"{path.name}:{result.line}: reading failed: {type(exc).__name__}: {exc}") from exc
+    try:
+        _store(engine, path, content_hash, rows, rejections, result)
+    except TRANSIENT_DB_ERRORS:
+        raise
+    except Exception as exc:
+        raise IngestError(f"{path.name}: loading failed: {type(exc).__name__}: {exc}") from exc
+    log.info("ingested %s: %s", path.name, result.as_dict())
+    return result
+
+
+def _store(
+    engine: sa.Engine,
+    path: Path,
+    content_hash: str,
+    rows: list[tuple],
+    rejections: list[Rejection],
+    result: BillingFileResult,
+) -> None:
     with raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (content_hash,))
         if cur.execute("select 1 from ops.ingested_files where content_hash = %s", (content_hash,)).fetchone():
             result.skipped = True
-            return result
+            return
         # Serialise billing loads so line versions are numbered in commit order.
         cur.execute("select pg_advisory_xact_lock(hashtextextended('raw.invoice_lines', 0))")
         if rows:
@@ -413,26 +436,7 @@ def ingest_billing_file(engine: sa.Engine, path: Path, reference: Reference) -> 
         result.rejected = len(rejections)
         for rej in rejections:
             result.reject_codes[rej.fault.code] = result.reject_codes.get(rej.fault.code, 0) + 1
-        cur.execute(
-            """
-            insert into ops.ingested_files
-              (content_hash, source, file_name, size_bytes, record_count, loaded_count, duplicate_count,
-               rejected_count)
-            values (%s, %s, %s, %s, %s, %s, %s, %s)
-            """,
-            (
-                content_hash,
-                SOURCE,
-                path.name,
-                path.stat().st_size,
-                result.records,
-                result.loaded,
-                result.duplicates,
-                result.rejected,
-            ),
-        )
-    log.info("ingested %s: %s", path.name, result.as_dict())
-    return result
+        write_ledger(cur, content_hash, SOURCE, path.name, path.stat().st_size, result)
 
 
 def _row(line: InvoiceLine, payload: str, file_name: str, number: int) -> tuple:
@@ -458,24 +462,24 @@ def _row(line: InvoiceLine, payload: str, file_name: str, number: int) -> tuple:
 
 
 def replay_line(
-    cur: psycopg.Cursor, raw: str, location: str, reference: Reference, billing_dir: Path | None = None
+    cur: psycopg.Cursor,
+    raw: str,
+    location: str,
+    reference: Reference,
+    billing_dir: Path | None = None,
+    header: str | None = None,
 ) -> int:
     """Re-validate one rejected billing line (``e2a dlq replay``) and load it through the same insert as a file
     (a new version if the line changed); returns the rows loaded. The columns are the file's header when the
-    file is still in ``billing_dir``, else the DESIGN §4.3 order. Raises ``Rejected`` when it still fails,
+    file is still in ``billing_dir`` and its header is right, else the header stored with the record, else (a
+    record rejected before headers were stored) the DESIGN §4.3 order. Raises ``Rejected`` when it still fails,
     including when it disagrees with the header (tenant, dates, currency) of the invoice's loaded lines."""
     name, _, number = location.rpartition(":")
-    header = list(FIELDS)
-    path = billing_dir / name if billing_dir and name else None
-    if path is not None and path.is_file():
-        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-            first = [h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), [])]
-        if sorted(first) == sorted(FIELDS):
-            header = first
-    row = next(csv.reader(io.StringIO(raw)), [])
-    if len(row) != len(header):
-        raise Rejected([Fault("malformed_csv", f"expected {len(header)} columns, found {len(row)}")])
-    record = dict(zip(header, row, strict=True))
+    columns = _replay_columns(name, billing_dir, header)
+    row = _csv_cells(raw)
+    if len(row) != len(columns):
+        raise Rejected([Fault("malformed_csv", f"expected {len(columns)} columns, found {len(row)}")])
+    record = dict(zip(columns, row, strict=True))
     line = parse_line(record, reference)
     loaded = cur.execute(
         "select tenant_id, invoice_date, period_start, period_end, currency from raw.invoice_lines "
@@ -496,6 +500,32 @@ def replay_line(
     line_number = int(number) if number.isdigit() else 0
     _load(cur, [_row(line, json.dumps(record, sort_keys=True), name, line_number)], result)
     return result.loaded
+
+
+def _csv_cells(text: str) -> list[str]:
+    try:
+        return next(csv.reader(io.StringIO(text), strict=True), [])
+    except csv.Error as exc:
+        raise Rejected([Fault("malformed_csv", f"not CSV: {exc}")]) from None
+
+
+def _replay_columns(name: str, billing_dir: Path | None, stored: str | None) -> list[str]:
+    candidates = []
+    path = billing_dir / name if billing_dir and name else None
+    if path is not None and path.is_file():
+        with path.open("rb") as fh:
+            first = next(csv_records(fh), None)
+        if first is not None and first.cells is not None:
+            candidates.append([h.strip() for h in first.cells])
+    if stored is not None:
+        candidates.append([h.strip() for h in _csv_cells(stored)])
+    for columns in candidates:
+        if csv_header_fault(columns, FIELDS, FIELDS) is None:
+            return columns
+    if stored is None and not candidates:
+        return list(FIELDS)
+    problem = csv_header_fault(candidates[0], FIELDS, FIELDS) if candidates else "no header"
+    raise Rejected([Fault("invalid_header", f"{problem}; fix the file's header, then replay")])
 
 
 def _load(cur: psycopg.Cursor, rows: list[tuple], result: BillingFileResult) -> None:

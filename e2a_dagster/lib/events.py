@@ -4,11 +4,13 @@ specific error code and a readable message (DESIGN §4.4)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from e2a_dagster.lib.reference import Reference
 
@@ -72,7 +74,82 @@ FIELDS = (
 )
 
 EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
-Quantity = Annotated[int, Field(ge=0)]
+# A JSON integer (DESIGN §4.1): never a boolean, a float or a numeric string (CSV cells are turned into integers
+# by ``csv_record`` when they are written as one).
+Quantity = Annotated[int, Field(ge=0, le=2_147_483_647, strict=True)]
+QUANTITIES = ("units", "lines", "cartons")
+TEXT_FIELDS = (
+    "event_id",
+    "tenant_id",
+    "source",
+    "event_type",
+    "order_id",
+    "warehouse_id",
+    "carrier",
+    "service_level",
+    "tracking_number",
+)
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_DATE_TIME_SEPARATORS = ("T", "t", " ")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_C0 = re.compile(r"[\x00-\x08\x0a-\x1f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NOT_PLAIN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def text_field_faults(record: Any) -> list[Fault]:
+    """Control characters (C0 but tab, DEL, C1) and unpaired surrogates in the canonical text fields of a record
+    (ids, codes, tracking number; ``attributes`` are free-form). Only called when the record's text holds
+    something of the kind, so the common record pays one regex search."""
+    if not isinstance(record, dict) or not any(
+        isinstance(value, str) and _NOT_PLAIN.search(value) for value in map(record.get, TEXT_FIELDS)
+    ):
+        return []
+    faults = []
+    for name in TEXT_FIELDS:
+        value = record.get(name)
+        if not isinstance(value, str):
+            continue
+        if _SURROGATE.search(value):
+            faults.append(Fault("invalid_text", f"{name}: contains an unpaired UTF-16 surrogate (got {_shown(value)})"))
+            continue
+        found = control_characters(value)
+        if found:
+            faults.append(
+                Fault(
+                    "control_character",
+                    f"{name}: contains control characters ({', '.join(found)}) (got {_shown(value)})",
+                )
+            )
+    return faults
+
+
+def control_characters(text: str, pattern: re.Pattern = _CONTROL) -> list[str]:
+    """The control characters in ``text`` (C0 but tab, DEL, C1) as escapes, each once, in order of appearance."""
+    if pattern.search(text) is None:  # the common case, at C speed
+        return []
+    return list(dict.fromkeys(f"\\x{ord(ch):02x}" for ch in pattern.findall(text)))
+
+
+def printable(data: bytes | str) -> str:
+    """A readable rendering of a record (``ops.rejected_records.raw``): valid UTF-8 stays as it is but for control
+    characters other than tab and line feed, which become ``\\xNN``; bytes that are not UTF-8 become ``\\xNN``
+    too (the exact bytes are kept beside, in ``raw_bytes``). Text without such characters is unchanged."""
+    text = data if isinstance(data, str) else data.decode("utf-8", "surrogateescape")
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:  # an unpaired surrogate (from a JSON escape): not encodable text
+            out.append(f"\\u{code:04x}")
+        elif (code < 0x20 and ch not in "\t\n") or code == 0x7F or 0x80 <= code <= 0x9F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 class CanonicalEvent(BaseModel):
@@ -101,11 +178,33 @@ class CanonicalEvent(BaseModel):
     def _blank_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _iso_timestamp(cls, value: Any) -> Any:
+        # ISO-8601 text only: an epoch number (or its digits as a string) says nothing about the time zone the
+        # sender meant, and pydantic would read it as UTC.
+        if type(value) is not str:
+            raise PydanticCustomError(
+                "timestamp_not_text",
+                "must be an ISO-8601 string with a UTC offset, e.g. 2026-03-01T09:30:00-05:00 (epoch numbers are "
+                "not accepted)",
+            )
+        # The shape pydantic's parser does not check itself: a date and a time, not digits (an epoch) or a date
+        # alone. Cheap first: this runs for every record.
+        text = value.strip()
+        if text[4:5] != "-" or text[10:11] not in _DATE_TIME_SEPARATORS or not text[:4].isdigit():
+            raise PydanticCustomError(
+                "timestamp_not_iso", "is not an ISO-8601 timestamp (send e.g. 2026-03-01T09:30:00-05:00)"
+            )
+        return value
+
     @field_validator("postage", mode="before")
     @classmethod
     def _no_float_money(cls, value: Any) -> Any:
         # Money travels as a decimal string. A JSON number is accepted only through its exact text: floats
-        # never enter the arithmetic.
+        # never enter the arithmetic. A boolean is not an amount.
+        if isinstance(value, bool):
+            raise PydanticCustomError("decimal_type", 'must be a decimal number (a string such as "7.35")')
         if isinstance(value, float):
             return Decimal(repr(value))
         return value
@@ -147,6 +246,9 @@ _FIELD_ERROR_CODES = {
     "decimal_max_digits": "invalid_amount",
     "decimal_max_places": "invalid_amount",
     "decimal_whole_digits": "invalid_amount",
+    "timestamp_not_text": "invalid_timestamp",
+    "timestamp_not_iso": "invalid_timestamp",
+    "dict_type": "invalid_field",
 }
 
 
@@ -159,6 +261,8 @@ def _code_for(err: dict[str, Any]) -> str:
         return "invalid_tenant_id"
     if kind in ("greater_than_equal",):
         return "negative_amount" if field == "postage" else "negative_quantity"
+    if field in QUANTITIES and kind in ("int_type", "int_parsing", "int_from_float", "less_than_equal"):
+        return "invalid_quantity"
     return _FIELD_ERROR_CODES.get(kind, "invalid_field")
 
 
@@ -173,10 +277,16 @@ def _message_for(err: dict[str, Any], code: str) -> str:
         return f"{field}: unknown event type {value!r}"
     if code == "malformed_json":
         return f"not a JSON object: {err['msg']}"
-    shown = repr(value)
+    if code == "invalid_quantity":
+        return f"{field}: must be a whole number from 0 to 2147483647 (a JSON integer; got {_shown(value)})"
+    return f"{field}: {err['msg']} (got {_shown(value)})"
+
+
+def _shown(value: Any) -> str:
+    shown = f"'{printable(value)}'" if isinstance(value, str) else repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return f"{field}: {err['msg']} (got {shown})"
+    return shown
 
 
 def faults_from_validation(exc: ValidationError) -> list[Fault]:
@@ -220,8 +330,24 @@ _NUL_ESCAPE = "\\u0000"
 def parse_json_line(line: str | bytes, reference: Reference) -> tuple[CanonicalEvent, str]:
     """Validate one JSONL line; returns the event and the payload text to store. Raises ``Rejected``."""
     text = line.decode("utf-8", errors="strict") if isinstance(line, bytes) else line
-    if _NUL_ESCAPE in text or "\x00" in text:
+    # isprintable() is False for any control character (and tabs, and a few spaces): the common record pays that
+    # C-speed scan only
+    control = None if text.isprintable() else _CONTROL.search(text)
+    if _NUL_ESCAPE in text or (control is not None and "\x00" in text):
         raise Rejected([Fault("invalid_text", "record contains a NUL character, which PostgreSQL text cannot hold")])
+    raw_controls = control_characters(text, _C0) if control is not None else []
+    if raw_controls:
+        # unescaped control characters are not JSON; say which, rather than "malformed"
+        raise Rejected(
+            [Fault("control_character", f"record contains unescaped control characters ({', '.join(raw_controls)})")]
+        )
+    if control is not None or "\\u" in text:  # DEL/C1 as they are, or an escape: look at the text fields
+        try:
+            faults = text_field_faults(json.loads(text))
+        except (ValueError, RecursionError):
+            faults = []  # not JSON: said below
+        if faults:
+            raise Rejected(faults)
     try:
         event = CanonicalEvent.model_validate_json(text)
     except ValidationError as exc:
@@ -236,6 +362,9 @@ def parse_record(record: dict[str, Any], reference: Reference) -> CanonicalEvent
     """Validate one record given as a mapping (a CSV row, a replayed record). Raises ``Rejected``."""
     if any(isinstance(v, str) and "\x00" in v for v in record.values()):
         raise Rejected([Fault("invalid_text", "record contains a NUL character, which PostgreSQL text cannot hold")])
+    faults = text_field_faults(record)
+    if faults:
+        raise Rejected(faults)
     try:
         event = CanonicalEvent.model_validate(record)
     except ValidationError as exc:
@@ -249,12 +378,22 @@ def parse_record(record: dict[str, Any], reference: Reference) -> CanonicalEvent
 def csv_record(row: dict[str, str | None]) -> dict[str, Any]:
     """A CSV row as the record it stands for: empty cells are absent, ``attributes`` is JSON text."""
     record: dict[str, Any] = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+    for name in QUANTITIES:
+        # A CSV cell is text: a whole number written as one is that integer; anything else ("3.0", "true")
+        # stays text and is refused as invalid_quantity.
+        value = record.get(name)
+        if isinstance(value, str) and _INTEGER.match(value.strip()) and len(value.strip()) <= 18:
+            record[name] = int(value.strip())
     attributes = record.get("attributes")
     if isinstance(attributes, str):
+        if _NUL_ESCAPE in attributes:
+            raise Rejected([Fault("invalid_text", "attributes: contains a NUL character (\\u0000)")])
         try:
             record["attributes"] = json.loads(attributes)
         except json.JSONDecodeError as exc:
             raise Rejected([Fault("invalid_field", f"attributes: not valid JSON ({exc.msg})")]) from None
+        except (ValueError, RecursionError) as exc:
+            raise Rejected([Fault("invalid_field", f"attributes: not usable JSON ({exc})")]) from None
     return record
 
 

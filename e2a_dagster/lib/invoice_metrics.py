@@ -42,8 +42,15 @@ def reconciliation_metrics(engine: sa.Engine) -> dict[str, float | int]:
                 "select discrepancy_type, count(*) from marts.fct_invoice_reconciliation group by 1"
             ).all()
         )
+        # every invoice and credit note reconciled: those the rows name and those that billed a row
         invoices = conn.exec_driver_sql(
-            "select count(distinct invoice_id) from marts.fct_invoice_reconciliation"
+            """
+            select count(distinct invoice) from (
+                select invoice_id as invoice from marts.fct_invoice_reconciliation
+                union all
+                select jsonb_array_elements_text(billed_invoice_ids) from marts.fct_invoice_reconciliation
+            ) as named
+            """
         ).scalar_one()
     metrics: dict[str, float | int] = {"dagster/row_count": sum(r[5] for r in rows), "invoices": invoices}
     for currency, billed, expected, delta, credits, _ in rows:

@@ -256,6 +256,21 @@ def lint_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Finding]:
                 f"default_warehouse_id {r['default_warehouse_id']!r} is not in warehouses.csv",
                 "add the warehouse to warehouses.csv or fix the id",
             )
+        # Approval settings (lib/invoicing.py): optional; empty = no auto-approval / the run guard's defaults.
+        for column, integer in (
+            ("auto_approve_limit", False),
+            ("auto_approve_max_per_run", True),
+            ("auto_approve_max_amount_per_run", False),
+        ):
+            value = lint.number("tenants.csv", line, column, (r.get(column) or "").strip(), integer=integer)
+            if value is not None and value < 0:
+                lint.error(
+                    "tenants.csv",
+                    line,
+                    "negative_limit",
+                    f"{column} {value} is negative",
+                    f"write {column} as 0 or more (empty = the default)",
+                )
 
     # warehouses ---------------------------------------------------------------------------------------------
     lint.duplicates("warehouses.csv", warehouses, ("warehouse_id",))

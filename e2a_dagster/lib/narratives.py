@@ -320,7 +320,7 @@ def load_exception_facts(
             join (select distinct * from unnest(cast(:t as text[]), cast(:o as text[])) as k(tenant_id,
             order_id)) k
               on k.tenant_id = ev.tenant_id and k.order_id = ev.order_id
-            order by ev.tenant_id, ev.order_id, ev.occurred_at, ev.event_type
+            order by ev.tenant_id, ev.order_id, ev.occurred_at, ev.event_type, ev.source
             """
             ),
             {"t": tenants, "o": orders},
@@ -708,6 +708,8 @@ class NarrativeSummary:
     tokens: int = 0
     cost_estimate: Decimal | None = None
     rows: list[NarrativeRow] = field(default_factory=list)
+    current: dict[str, str] = field(default_factory=dict)  # exception_id -> input_hash of its facts now
+    retired: int = 0  # narratives no longer current (exception gone, or facts changed)
 
     def add(self, row: NarrativeRow) -> None:
         self.rows.append(row)
@@ -722,9 +724,8 @@ class NarrativeSummary:
             self.cost_estimate = (self.cost_estimate or Decimal(0)) + row.cost_estimate
 
 
-_UPSERT = sa.text(
-    """
-    insert into actions.exception_narratives
+_UPSERT = """
+    insert into {actions}.exception_narratives
       (exception_id, input_hash, tenant_id, order_id, stage, exception_status, severity, label, ops_note,
        client_note, confidence, generator, status, status_detail, model, prompt_version, tokens,
        prompt_tokens,
@@ -740,7 +741,6 @@ _UPSERT = sa.text(
        prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
        cost_estimate = excluded.cost_estimate, created_at = now()
     """
-)
 
 
 def _is_transient(status: str) -> bool:
@@ -760,8 +760,10 @@ class NarrativeWriter:
         budget: TokenBudget | None = None,
         breaker: CircuitBreaker | None = None,
         log_fn: Callable[[str], None] | None = None,
+        actions_schema: str = "actions",
     ):
         self.engine = engine
+        self.actions = _schema(actions_schema)
         self.ref = ref
         self.prompt = prompt
         self.llm = llm
@@ -782,7 +784,7 @@ class NarrativeWriter:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.text(
-                    "select exception_id, input_hash, status from actions.exception_narratives "
+                    f"select exception_id, input_hash, status from {self.actions}.exception_narratives "
                     "where exception_id = any(cast(:ids as text[]))"
                 ),
                 {"ids": [i.exception_id for i in items]},
@@ -857,6 +859,7 @@ class NarrativeWriter:
         todo: list[tuple[ExceptionFacts, str]] = []
         for item in sorted(items, key=lambda i: i.priority):
             digest = self._hash(item)
+            summary.current[item.exception_id] = digest
             status = existing.get((item.exception_id, digest))
             if status is not None and not _is_transient(status):
                 summary.cached += 1
@@ -908,8 +911,49 @@ class NarrativeWriter:
 
     def _write(self, row: NarrativeRow, summary: NarrativeSummary) -> None:
         with self.engine.begin() as conn:
-            conn.execute(_UPSERT, row.params())
+            conn.execute(sa.text(_UPSERT.format(actions=self.actions)), row.params())
         summary.add(row)
+
+
+def mark_current(
+    engine: sa.Engine, current: dict[str, str], *, retire_absent: bool, actions_schema: str = "actions"
+) -> int:
+    """Make the narrative of every exception's current facts (``current``: exception_id -> input_hash) the
+    current one (``actions.exception_narratives_current``); the other versions of those exceptions stop being
+    current, and with ``retire_absent`` so do the narratives of exceptions not in ``current`` (gone from the
+    marts). Nothing is deleted: ``retired_at`` says when a narrative stopped being current. Returns how many
+    did."""
+    actions = _schema(actions_schema)
+    ids, hashes = list(current), [current[i] for i in current]
+    absent = "or not (n.exception_id = any(cast(:ids as text[])))" if retire_absent else ""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"lock table {actions}.exception_narratives in share row exclusive mode"))
+        retired = conn.execute(
+            sa.text(
+                f"""
+                update {actions}.exception_narratives n
+                   set is_current = false, retired_at = now()
+                 where n.is_current
+                   and ((n.exception_id, n.input_hash) not in (
+                            select * from unnest(cast(:ids as text[]), cast(:hashes as text[])))
+                        and n.exception_id = any(cast(:ids as text[]))
+                        {absent})
+                """
+            ),
+            {"ids": ids, "hashes": hashes},
+        ).rowcount
+        conn.execute(
+            sa.text(
+                f"""
+                update {actions}.exception_narratives n
+                   set is_current = true, retired_at = null
+                  from unnest(cast(:ids as text[]), cast(:hashes as text[])) as c(exception_id, input_hash)
+                 where n.exception_id = c.exception_id and n.input_hash = c.input_hash and not n.is_current
+                """
+            ),
+            {"ids": ids, "hashes": hashes},
+        )
+    return retired
 
 
 def exceptions_table_exists(conn: sa.Connection, schema: str = "marts") -> bool:
@@ -926,14 +970,23 @@ def run_narratives(
     *,
     schema: str = "marts",
     raw_schema: str = "raw",
+    actions_schema: str = "actions",
     seeds_dir: Path = SEEDS_DIR,
     prompt: Prompt | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], None] | None = None,
     log_fn: Callable[[str], None] | None = None,
+    retire_absent: bool | None = None,
 ) -> NarrativeSummary:
-    """Narratives for every new or changed exception in ``<schema>.fct_sla_exceptions``: the whole flow the
-    ``actions/exception_narratives`` asset runs (and the tests drive with a fake server and a fake clock)."""
+    """Narratives for every new or changed exception in ``<schema>.fct_sla_exceptions``, written to
+    ``<actions_schema>.exception_narratives``: the whole flow the ``actions/exception_narratives`` asset runs
+    (and the tests drive with a fake server and a fake clock; a backtest writes templates into its own schema).
+
+    Afterwards each exception's narrative for its current facts is the current one, and narratives of
+    exceptions no longer there stop being current (``retire_absent``; default: when ``schema`` is the live
+    ``marts``, whose exceptions the actions table follows, not a scratch schema)."""
+    if retire_absent is None:
+        retire_absent = schema == "marts"
     clock = clock or clock_now
     ref = NarrativeReference.load(seeds_dir)
     prompt = prompt or Prompt.load("exception_narrative")
@@ -942,6 +995,22 @@ def run_narratives(
             (log_fn or log.info)(f"{schema}.fct_sla_exceptions does not exist yet: no narratives to write")
             return NarrativeSummary()
         items = load_exception_facts(conn, schema, raw_schema=raw_schema, reference=ref)
+    summary = _write_narratives(engine, items, config, ref, prompt, clock, sleep, log_fn, actions_schema)
+    summary.retired = mark_current(engine, summary.current, retire_absent=retire_absent, actions_schema=actions_schema)
+    return summary
+
+
+def _write_narratives(
+    engine: sa.Engine,
+    items: list[ExceptionFacts],
+    config: LLMConfig | None,
+    ref: NarrativeReference,
+    prompt: Prompt,
+    clock: Clock,
+    sleep: Callable[[float], None] | None,
+    log_fn: Callable[[str], None] | None,
+    actions_schema: str = "actions",
+) -> NarrativeSummary:
     client = budget = breaker = None
     if config is not None:
         client = LLMClient(config, sleep=sleep) if sleep else LLMClient(config)
@@ -955,7 +1024,16 @@ def run_narratives(
             clock=clock,
         )
     try:
-        writer = NarrativeWriter(engine, ref, prompt, llm=client, budget=budget, breaker=breaker, log_fn=log_fn)
+        writer = NarrativeWriter(
+            engine,
+            ref,
+            prompt,
+            llm=client,
+            budget=budget,
+            breaker=breaker,
+            log_fn=log_fn,
+            actions_schema=actions_schema,
+        )
         return writer.run(items)
     finally:
         if client is not None:

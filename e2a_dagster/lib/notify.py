@@ -23,6 +23,9 @@ import sqlalchemy as sa
 
 KIND_CRITICAL_EXCEPTION = "sla_exception_critical"
 KIND_ADJUSTMENT_REVIEW = "invoice_adjustment_needs_review"
+# Written by the invoice adjustments themselves (lib/invoicing.py) when a run's auto-approvals hit the run guard:
+# one message per tenant and held batch, instead of one per held adjustment.
+KIND_APPROVAL_GUARD = "invoice_approval_guard"
 
 # Rows that deserve a notification, per kind: (subject_id, tenant_id, title, facts as JSON). Each detector runs
 # only when its source relation exists (the invoice tables arrive with the Invoice Guard).
@@ -51,6 +54,8 @@ DETECTORS: dict[str, tuple[str, str]] = {
                    'reason_code', reason_code, 'amount', amount, 'currency', currency) as facts
         from actions.invoice_adjustments
         where approval_status = 'needs_review' and status = 'open'
+          -- held by the run guard: its invoice_approval_guard notification covers the whole batch
+          and coalesce(approval_reason, '') not like 'run_guard:%'
         """,
     ),
 }
@@ -79,28 +84,43 @@ def record_notifications(engine: sa.Engine, *, enabled: bool) -> dict[str, int]:
             rows = conn.execute(sa.text(f"select * from ({sql}) as d order by subject_id")).mappings().all()
             new = 0
             for row in rows:
-                message = slack_message(row["title"], dict(row["facts"]))
-                inserted = conn.execute(
-                    sa.text(
-                        """
-                        insert into actions.notifications (kind, subject_id, tenant_id, title, message, status)
-                        values (:kind, :subject, :tenant, :title, cast(:message as jsonb), :status)
-                        on conflict (kind, subject_id) do nothing
-                        returning notification_id
-                        """
-                    ),
-                    {
-                        "kind": kind,
-                        "subject": row["subject_id"],
-                        "tenant": row["tenant_id"],
-                        "title": row["title"],
-                        "message": json.dumps(message, default=str),
-                        "status": "pending" if enabled else "skipped",
-                    },
-                ).first()
-                new += inserted is not None
+                new += record_notification(
+                    conn,
+                    kind=kind,
+                    subject_id=row["subject_id"],
+                    tenant_id=row["tenant_id"],
+                    title=row["title"],
+                    facts=dict(row["facts"]),
+                    enabled=enabled,
+                )
             created[kind] = new
     return created
+
+
+def record_notification(
+    conn: sa.Connection, *, kind: str, subject_id: str, tenant_id: str, title: str, facts: dict, enabled: bool
+) -> bool:
+    """Record one notification (``pending`` when notifications are on, else ``skipped``) unless (kind, subject)
+    has one already; True when it is new. Delivery is ``deliver_pending``'s, as for every other kind."""
+    inserted = conn.execute(
+        sa.text(
+            """
+            insert into actions.notifications (kind, subject_id, tenant_id, title, message, status)
+            values (:kind, :subject, :tenant, :title, cast(:message as jsonb), :status)
+            on conflict (kind, subject_id) do nothing
+            returning notification_id
+            """
+        ),
+        {
+            "kind": kind,
+            "subject": subject_id,
+            "tenant": tenant_id,
+            "title": title,
+            "message": json.dumps(slack_message(title, facts), default=str),
+            "status": "pending" if enabled else "skipped",
+        },
+    ).first()
+    return inserted is not None
 
 
 class DeliveryError(RuntimeError):

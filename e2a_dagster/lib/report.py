@@ -94,11 +94,7 @@ def collect_radar(engine: sa.Engine, report_date: date, generated_at: datetime) 
         data.narratives_available = _exists(conn, "actions.exception_narratives")
         narrative_join = (
             """
-            left join (
-                select distinct on (exception_id) exception_id, ops_note
-                from actions.exception_narratives
-                order by exception_id, created_at desc
-            ) as n on n.exception_id = e.exception_id
+            left join actions.exception_narratives_current as n on n.exception_id = e.exception_id
             """
             if data.narratives_available
             else "left join (select null::text as exception_id, null::text as ops_note) as n on false"

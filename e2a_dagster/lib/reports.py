@@ -19,7 +19,7 @@ def text_table(rows: Sequence[dict]) -> str:
         return "(none)"
     headers = list(rows[0])
     widths = {h: max(len(str(h)), *(len(str(r.get(h, ""))) for r in rows)) for h in headers}
-    line = "  ".join(str(h).ljust(widths[h]) for h in headers)
+    line = "  ".join(str(h).ljust(widths[h]) for h in headers).rstrip()
     sep = "  ".join("-" * widths[h] for h in headers)
-    body = ["  ".join(str(r.get(h, "")).ljust(widths[h]) for h in headers) for r in rows]
+    body = ["  ".join(str(r.get(h, "")).ljust(widths[h]) for h in headers).rstrip() for r in rows]
     return "\n".join([line, sep, *body])

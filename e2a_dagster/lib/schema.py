@@ -396,6 +396,120 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        9,
+        "invoice adjustments keyed by the reconciliation period (tenant, month, charge, order), approval reasons, "
+        "the run guard's notifications",
+        [
+            "alter table actions.invoice_adjustments add column if not exists period_start date",
+            "alter table actions.invoice_adjustments add column if not exists approval_reason text",
+            # The period of the rows written before: the expected line's month, else the invoice's first month.
+            """
+            update actions.invoice_adjustments
+               set period_start = coalesce(
+                       cast(evidence -> 'expected' ->> 'period_start' as date),
+                       cast(date_trunc('month', cast(evidence -> 'invoice_period' ->> 0 as date)) as date))
+             where period_start is null
+            """,
+            # Re-key them on the new grain (lib/invoicing.adjustment_id), so approvals and notifications follow.
+            # Rows that now share a key (one discrepancy once reported per invoice of its month) keep their old
+            # id and are superseded, but for the one that stays: the open, most recently updated one.
+            """
+            create temporary table adjustment_rekey on commit drop as
+            select adjustment_id as old_id,
+                   left(encode(sha256(convert_to(concat_ws(chr(31), tenant_id, to_char(period_start, 'YYYY-MM-DD'),
+                   charge_code, coalesce(order_id, ''), discrepancy_type), 'UTF8')), 'hex'), 32) as new_id,
+                   row_number() over (
+                       partition by tenant_id, period_start, charge_code, coalesce(order_id, ''), discrepancy_type
+                       order by (status = 'open') desc, updated_at desc, adjustment_id
+                   ) as key_rank
+            from actions.invoice_adjustments
+            """,
+            """
+            update actions.invoice_adjustments as a
+               set status = 'superseded', superseded_at = coalesce(a.superseded_at, now()), updated_at = now()
+              from adjustment_rekey as k
+             where a.adjustment_id = k.old_id and k.key_rank > 1 and a.status = 'open'
+            """,
+            """
+            update actions.notifications as n
+               set subject_id = k.new_id
+              from adjustment_rekey as k
+             where n.kind = 'invoice_adjustment_needs_review' and n.subject_id = k.old_id and k.key_rank = 1
+               and k.new_id <> k.old_id
+            """,
+            """
+            update actions.invoice_adjustments as a
+               set adjustment_id = k.new_id
+              from adjustment_rekey as k
+             where a.adjustment_id = k.old_id and k.key_rank = 1 and k.new_id <> k.old_id
+            """,
+            "create index if not exists invoice_adjustments_period_idx on actions.invoice_adjustments "
+            "(tenant_id, period_start)",
+            # One notification per tenant and batch the run guard held back.
+            """
+            do $$
+            declare c text;
+            begin
+                for c in
+                    select conname from pg_constraint
+                    where conrelid = 'actions.notifications'::regclass and contype = 'c'
+                      and pg_get_constraintdef(oid) like '%kind%'
+                loop
+                    execute format('alter table actions.notifications drop constraint %I', c);
+                end loop;
+            end
+            $$
+            """,
+            """
+            alter table actions.notifications add constraint notifications_kind_check
+                check (kind in ('sla_exception_critical', 'invoice_adjustment_needs_review',
+                                'invoice_approval_guard'))
+            """,
+        ],
+    ),
+    (
+        10,
+        "rejected records keep their exact bytes and the CSV header they are read with",
+        [
+            # raw stays readable text (control characters and bytes that are not UTF-8 as \xNN escapes);
+            # raw_bytes holds the record exactly when raw is not it (invalid UTF-8, NUL, control characters, a
+            # record cut to its first 64 KiB). csv_header: the header line of the CSV file the record came from,
+            # so a replay can read the row after the file is gone or its header was fixed.
+            "alter table ops.rejected_records add column if not exists raw_bytes bytea",
+            "alter table ops.rejected_records add column if not exists csv_header text",
+        ],
+    ),
+    (
+        11,
+        "a narrative follows its exception: is_current, retired_at",
+        [
+            # History stays (one row per exception × input version); is_current marks the narrative of the
+            # exception as it is now: the version matching its current facts, and none once the exception is
+            # gone from marts.fct_sla_exceptions (retired_at says since when). "The latest row" was not that:
+            # it kept narratives of vanished exceptions, and of facts that had changed back.
+            "alter table actions.exception_narratives add column if not exists is_current boolean not null "
+            "default false",
+            "alter table actions.exception_narratives add column if not exists retired_at timestamptz",
+            """
+            update actions.exception_narratives n set is_current = true
+            where not exists (
+                select 1 from actions.exception_narratives later
+                where later.exception_id = n.exception_id and later.created_at > n.created_at
+            )
+            and n.ctid = (
+                select ctid from actions.exception_narratives same
+                where same.exception_id = n.exception_id and same.created_at = n.created_at limit 1
+            )
+            """,
+            "create unique index if not exists exception_narratives_current_idx "
+            "on actions.exception_narratives (exception_id) where is_current",
+            """
+            create or replace view actions.exception_narratives_current as
+            select * from actions.exception_narratives where is_current
+            """,
+        ],
+    ),
 ]
 
 

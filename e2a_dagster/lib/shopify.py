@@ -33,7 +33,7 @@ import psycopg
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from e2a_dagster.lib.database import raw_connection
+from e2a_dagster.lib.database import raw_connection, with_db_retries
 from e2a_dagster.lib.events import Fault, Rejected, faults_from_validation
 from e2a_dagster.lib.ingest import Rejection, record_rejections
 
@@ -401,35 +401,6 @@ def insert_orders(cur: psycopg.Cursor, rows: list[OrderRow]) -> int:
         )
         inserted += cur.rowcount
     return inserted
-
-
-TRANSIENT_DB_ERRORS = (
-    psycopg.OperationalError,
-    psycopg.errors.AdminShutdown,
-    sa.exc.OperationalError,
-    sa.exc.DisconnectionError,
-    sa.exc.InterfaceError,
-)
-
-
-def with_db_retries(
-    fn: Callable[[], Any],
-    *,
-    attempts: int = 6,
-    base: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Any:
-    """Run ``fn`` (one transaction), retrying when the database is unreachable or restarts under it."""
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except TRANSIENT_DB_ERRORS as exc:
-            if attempt == attempts - 1:
-                raise
-            wait = min(30.0, base * 2**attempt)
-            log.warning("database unavailable (%s); retrying in %.1fs", type(exc).__name__, wait)
-            sleep(wait)
-    raise AssertionError("unreachable")
 
 
 @dataclass

@@ -2,7 +2,14 @@
 with injected errors of every discrepancy type, each recorded in the ground truth.
 
 The correct invoice follows DESIGN §6 on the *observable* activity (the events the simulator wrote), so an
-invoice guard that implements §6 should find exactly the injected errors."""
+invoice guard that implements §6 should find exactly the injected errors.
+
+Optionally (``supplementary_invoices``) the billing system sends a month in two invoices, as real ones do: the
+main invoice leaves some correct lines out, and a supplementary invoice (``…-S``, dated four days later)
+bills them, carries the second line of one injected duplicate, and reverses and rebills one correct line (a
+credit-note pair that nets to nothing). None of that is an error: the ground truth keeps the same errors, each
+naming the invoice DESIGN §6 says it belongs to (the latest invoice billing the line, or the period's latest
+invoice when nothing billed it) and its period."""
 
 from __future__ import annotations
 
@@ -58,6 +65,7 @@ class Line:
     quantity: Decimal
     unit_rate: Decimal
     amount: Decimal
+    line_id: str | None = None  # None: numbered in file order when written
 
 
 @dataclass
@@ -68,10 +76,11 @@ class Invoice:
     period_start: date
     period_end: date
     lines: list[Line] = field(default_factory=list)
+    days_after_period: int = 1
 
     @property
     def invoice_date(self) -> date:
-        return self.period_end + timedelta(days=1)
+        return self.period_end + timedelta(days=self.days_after_period)
 
 
 class RateCards:
@@ -241,6 +250,7 @@ def inject_errors(
             "kind": "billing_error",
             "invoice_id": inv.invoice_id,
             "tenant_id": inv.tenant_id,
+            "period_start": inv.period_start.isoformat(),
             "line_id": line_id,
             "charge_code": ref.charge_code,
             "order_id": ref.order_id,
@@ -338,7 +348,7 @@ def write_invoices(billing_dir: Path, invoices: list[Invoice]) -> list[Path]:
                         inv.invoice_date.isoformat(),
                         inv.period_start.isoformat(),
                         inv.period_end.isoformat(),
-                        f"{n:05d}",
+                        ln.line_id or f"{n:05d}",
                         ln.charge_code,
                         ln.order_id or "",
                         _num(ln.quantity),
@@ -355,6 +365,74 @@ def write_invoices(billing_dir: Path, invoices: list[Invoice]) -> list[Path]:
 def _num(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return text if "." not in text or len(text.split(".")[1]) >= 2 else f"{value:.2f}"
+
+
+SUPPLEMENTARY_DAYS = 5  # the supplementary invoice is dated 5 days after the period (the main one: 1)
+
+
+def supplementary_invoices(
+    invoices: list[Invoice], truth: list[dict], rng: random.Random, *, end: datetime, cards: RateCards, share: float
+) -> list[Invoice]:
+    """Split each month's billed invoice in two (see the module doc), in place; returns the supplementary
+    invoices and rewrites the ``truth`` records (``kind = billing_error``) to name the invoice DESIGN §6 gives
+    them. Only months whose supplementary invoice is dated by ``end`` (tenant time zone) get one."""
+    errors_by_invoice: dict[str, list[dict]] = defaultdict(list)
+    for record in truth:
+        errors_by_invoice[record["invoice_id"]].append(record)
+    out: list[Invoice] = []
+    for inv in invoices:
+        tz = ZoneInfo(cards.tenants[inv.tenant_id]["time_zone"])
+        issued = inv.period_end + timedelta(days=SUPPLEMENTARY_DAYS)
+        if datetime.combine(issued, datetime.min.time(), tz) > end:
+            continue
+        # Freeze the main invoice's line ids (its lines keep them when some move out).
+        inv.lines = [replace(ln, line_id=ln.line_id or f"{n:05d}") for n, ln in enumerate(inv.lines, start=1)]
+        records = errors_by_invoice.get(inv.invoice_id, [])
+        erroneous = {(r["charge_code"], r["order_id"]) for r in records}
+        correct = [
+            i
+            for i, ln in enumerate(inv.lines)
+            if ln.order_id is not None and (ln.charge_code, ln.order_id) not in erroneous
+        ]
+        moved = set(rng.sample(correct, min(len(correct), max(1, round(share * len(inv.lines))))))
+        rest = [i for i in correct if i not in moved]
+        supp = Invoice(
+            f"{inv.invoice_id}-S",
+            inv.tenant_id,
+            inv.currency,
+            inv.period_start,
+            inv.period_end,
+            days_after_period=SUPPLEMENTARY_DAYS,
+        )
+        supp.lines = [inv.lines[i] for i in sorted(moved)]
+        # A credit-note pair: one correct line still on the main invoice reversed and billed again.
+        if rest:
+            again = inv.lines[rng.choice(rest)]
+            supp.lines.append(replace(again, unit_rate=-again.unit_rate, amount=-again.amount))
+            supp.lines.append(again)
+        # The second line of one injected duplicate arrives on the supplementary invoice.
+        duplicates = [r for r in records if r["discrepancy_type"] == "duplicate_charge"]
+        moved_duplicate = None
+        if duplicates:
+            moved_duplicate = rng.choice(duplicates)
+            index = next(i for i, ln in enumerate(inv.lines) if ln.line_id == moved_duplicate["line_id"])
+            supp.lines.append(inv.lines[index])
+            moved.add(index)
+        inv.lines = [ln for i, ln in enumerate(inv.lines) if i not in moved]
+        supp.lines = [replace(ln, line_id=f"S{n:04d}") for n, ln in enumerate(supp.lines, start=1)]
+        for record in records:
+            # DESIGN §6: the invoice that billed the line (the latest when several did); nothing billed → the
+            # period's latest invoice.
+            if record["discrepancy_type"] in ("unbilled", "missing_sla_credit") or record is moved_duplicate:
+                record["invoice_id"] = supp.invoice_id
+            if record is moved_duplicate:
+                record["line_id"] = next(
+                    ln.line_id
+                    for ln in reversed(supp.lines)
+                    if (ln.charge_code, ln.order_id) == (record["charge_code"], record["order_id"])
+                )
+        out.append(supp)
+    return out
 
 
 def invoice_truth(inv: Invoice) -> dict:

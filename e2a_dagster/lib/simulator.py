@@ -50,6 +50,7 @@ from e2a_dagster.lib.sim_billing import (
     invoice_truth,
     write_invoices,
 )
+from e2a_dagster.lib.sim_billing import supplementary_invoices as split_supplementary
 from e2a_dagster.lib.sim_sla import Milestones, SlaReference, _rows, evaluate
 
 SERVICE_MIX = (("ground", 0.7), ("express", 0.22), ("overnight", 0.08))
@@ -611,12 +612,15 @@ def simulate_history(
     shopify_tenant: str | None = None,
     shopify_share: float = 0.5,
     billing_error_rate: float = 0.02,
+    supplementary_invoices: bool = False,
+    supplementary_share: float = 0.02,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict:
     """Write ``orders`` orders created over the ``days`` before ``end`` (default now): landing files (one per
     arrival day), Shopify versions (when ``shopify_store`` is given), invoices (when ``billing_dir`` is given)
     and the ground truth (when ``ground_truth_dir`` is given). What has not happened or arrived by ``end`` is not
-    written. Returns a summary."""
+    written. ``supplementary_invoices``: each month is billed in two invoices (sim_billing.supplementary_invoices,
+    ``supplementary_share`` of the lines on the second). Returns a summary."""
     began = _time.perf_counter()
     end = (end or clock.now()).astimezone(UTC).replace(microsecond=0)
     start = end - timedelta(days=days)
@@ -687,6 +691,15 @@ def simulate_history(
         billing_truth = inject_errors(
             invoices, billables, cards, random.Random(f"{seed}:billing"), rate=billing_error_rate
         )
+        if supplementary_invoices:
+            invoices += split_supplementary(
+                invoices,
+                billing_truth,
+                random.Random(f"{seed}:supplementary"),
+                end=end,
+                cards=cards,
+                share=supplementary_share,
+            )
         write_invoices(billing_dir, invoices)
 
     truth_path = None

@@ -12,13 +12,14 @@ July 2026, a month no other test uses. acme = America/New_York (EDT, -04:00), gl
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from e2a_dagster.lib import clock
 from e2a_dagster.lib.billing import ingest_billing_file
 from e2a_dagster.lib.billing_periods import stale_days
 from e2a_dagster.lib.dbt import run_dbt
@@ -307,8 +308,10 @@ def test_invoice_and_late_events_make_days_stale_and_the_schedule_and_sensor_ref
             ).scalar_one()
 
     before = o3_as_of()
+    later = clock.now() + timedelta(minutes=5)  # the next 5-minute refresh
+    monkeypatch.setenv("E2A_NOW", later.isoformat())
     build_orders()
-    assert o3_as_of() > before
+    assert before < o3_as_of() == later
     assert stale_july(engine, "acme") == []
 
     # The same run reconciled the invoice: O1 matched, O2 (cancelled) billed for nothing, O3 not billed.

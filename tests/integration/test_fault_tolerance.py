@@ -1,25 +1,35 @@
 """Crash safety and the dead-letter queue, against the real PostgreSQL.
 
-A subprocess is SIGKILLed in the middle of an ingestion transaction (landing file, Shopify pull); after
-recovery the counts are exact: nothing lost, nothing twice. The DLQ replays what a seed fix makes valid, counts
-attempts, marks records that keep failing, and discards on request."""
+A subprocess is SIGKILLed in the middle of an ingestion transaction (landing file, Shopify pull); the database
+crashes in the middle of a dbt build, and restarts in the middle of an ingestion run: after recovery the counts
+are exact, nothing lost, nothing twice. The DLQ replays what a seed fix makes valid, counts attempts, marks
+records that keep failing, and discards on request."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import dagster as dg
+import psycopg
+import pytest
 import sqlalchemy as sa
 
+from e2a_dagster.defs.resources import Database
+from e2a_dagster.defs.sla.assets import warehouse_calendar
+from e2a_dagster.lib import database
+from e2a_dagster.lib.dbt import dbt_executable, run_dbt
 from e2a_dagster.lib.dlq import discard, replay
-from e2a_dagster.lib.ingest import ingest_file
+from e2a_dagster.lib.ingest import ingest_file, load_files
 from e2a_dagster.lib.mock_shopify import OrderStore, ServerThread, create_app
 from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.settings import PROJECT_ROOT, SEEDS_DIR
+from e2a_dagster.lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SEEDS_DIR
 from e2a_dagster.lib.shopify import ShopifyClient, ShopifyConfig, pull_orders, read_cursor
 from tests.helpers import order_timeline, write_jsonl
 
@@ -185,3 +195,131 @@ def test_dlq_replay_after_a_seed_fix_then_attempts_failed_and_discard(engine, re
     assert status == "discarded"
     with engine.begin() as conn:  # the tenant exists only in this test's seed copy: leave the shared marts valid
         conn.execute(sa.text("delete from raw.order_events where tenant_id = :t"), {"t": tenant})
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The database going away: a crash in the middle of a dbt build, a restart in the middle of an ingestion run
+
+embedded_only = pytest.mark.skipif(
+    bool(os.environ.get("E2A_TEST_DATABASE_URL")), reason="crashes the embedded test server (not an external one)"
+)
+
+
+def _test_server(engine) -> database.EmbeddedServer:
+    with engine.connect() as conn:
+        pgdata = Path(conn.execute(sa.text("show data_directory")).scalar_one())
+    return database.EmbeddedServer(pgdata.parent)
+
+
+def _crash(server: database.EmbeddedServer) -> None:
+    """Stop the server the way a crash does: every backend killed, no checkpoint (recovery on the next start)."""
+    database._run_pg("pg_ctl", ["-D", str(server.pgdata), "-w", "-m", "immediate", "stop"], timeout=90)
+    assert not server.is_running()
+
+
+@embedded_only
+def test_database_crash_mid_build_then_a_rerun_gives_exact_marts(
+    engine, reference, pg_info, dbt_seeded, events_dir, uid, monkeypatch
+):
+    """Five complete orders (tests/helpers.order_timeline, acme NJ1, Mon 2026-03-02): pick due 11:05 (120 business
+    minutes from 09:05), done 10:10; pack due 13:10, done 10:40; ship due 18:00 (paid before the 14:00 cutoff),
+    collected 16:20; deliver (express, 2 carrier days) due Wed 03-04 24:00, delivered 15:00: every stage met."""
+    monkeypatch.setenv("E2A_NOW", "2026-03-10T12:00:00+00:00")
+    prefix = f"CR{uid}"
+    events = [e for n in range(5) for e in order_timeline(f"{prefix}-{n}")]
+    assert ingest_file(engine, write_jsonl(events_dir / f"{prefix}.jsonl", events), reference).loaded == 45
+    assert dg.materialize([warehouse_calendar], resources={"database": Database()}).success
+    run_dbt(["run", "--select", "+tag:sla"], pg_info)  # the marts exist; the next build is a live one
+    server = _test_server(engine)
+    more = [e for n in range(5, 8) for e in order_timeline(f"{prefix}-{n}")]
+    assert ingest_file(engine, write_jsonl(events_dir / f"{prefix}-more.jsonl", more), reference).loaded == 27
+
+    # Hold fct_sla_evaluations: the build commits the models before it, then waits there; the server crashes.
+    blocker = psycopg.connect(pg_info.url())
+    blocker.execute("lock table marts.fct_sla_evaluations in access exclusive mode")
+    env = {**os.environ, **pg_info.dbt_env(), "PYTHONUNBUFFERED": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    build = subprocess.Popen(
+        [
+            dbt_executable(),
+            "run",
+            "--select",
+            "+tag:sla",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(events_dir / "dbt-target"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert build.stdout is not None
+        for line in build.stdout:  # blocks until dbt gets to the held model
+            if "fct_sla_evaluations" in line and "START" in line:
+                break
+        else:
+            pytest.fail("dbt never reached fct_sla_evaluations")
+        _crash(server)
+        assert build.wait(timeout=120) != 0  # the build failed with the server
+    finally:
+        build.kill()
+        blocker.close()
+    server.start()  # recovery; same port and socket
+
+    with engine.connect() as conn:
+        half = conn.execute(
+            sa.text("select count(*) from intermediate.int_order_stages_scheduled where order_id like :p"),
+            {"p": f"{prefix}-%"},
+        ).scalar_one()
+    assert half == 32  # the models before the crash committed (8 orders x 4 stages); the marts after did not
+    run_dbt(["run", "--select", "+tag:sla"], pg_info)  # the re-run, live
+    with engine.connect() as conn:
+        orders = conn.execute(
+            sa.text("select count(*) from marts.fct_orders where order_id like :p"), {"p": f"{prefix}-%"}
+        ).scalar_one()
+        statuses = conn.execute(
+            sa.text(
+                "select stage, status, count(*) from marts.fct_sla_evaluations where order_id like :p "
+                "group by 1, 2 order by 1, 2"
+            ),
+            {"p": f"{prefix}-%"},
+        ).all()
+        exceptions = conn.execute(
+            sa.text("select count(*) from marts.fct_sla_exceptions where order_id like :p"), {"p": f"{prefix}-%"}
+        ).scalar_one()
+        events_loaded = conn.execute(
+            sa.text("select count(*) from raw.order_events where order_id like :p"), {"p": f"{prefix}-%"}
+        ).scalar_one()
+    assert (events_loaded, orders, exceptions) == (72, 8, 0)
+    assert [tuple(r) for r in statuses] == [
+        ("deliver", "met", 8),
+        ("pack", "met", 8),
+        ("pick", "met", 8),
+        ("ship", "met", 8),
+    ]
+
+
+@embedded_only
+def test_database_restart_mid_ingestion_run_is_retried_and_loads_each_file_once(engine, reference, events_dir, uid):
+    files = [write_jsonl(events_dir / f"RS{uid}-{n}.jsonl", order_timeline(f"RS{uid}-{n}")) for n in range(3)]
+    server = _test_server(engine)
+    waits: list[float] = []
+
+    def load(path: Path):
+        if path == files[1] and not waits:
+            _crash(server)  # the database goes away between two files of one run
+        return ingest_file(engine, path, reference)
+
+    def restart_while_waiting(seconds: float) -> None:  # the retry's backoff is when the server comes back
+        waits.append(seconds)
+        server.start()
+
+    results, failures = load_files(files, load, db_retry_base=0.01, sleep=restart_while_waiting)
+    assert failures == [] and len(waits) == 1  # one retry, then it went on
+    assert [(r.file_name, r.loaded, r.rejected) for r in results] == [(f.name, 9, 0) for f in files]
+    assert _count(engine, "select count(*) from raw.order_events where order_id like :p", p=f"RS{uid}-%") == 27
+    assert _count(engine, "select count(*) from ops.ingested_files where file_name like :p", p=f"RS{uid}-%") == 3

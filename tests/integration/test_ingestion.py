@@ -109,7 +109,7 @@ def test_every_bad_input_class_is_rejected_with_its_own_code(engine, reference, 
         "missing_warehouse",
     ]
     assert [r["location"] for r in rejects] == [f"{path.name}:{n}" for n in range(2, 10)]
-    assert rejects[0]["raw"] == bad_lines[0].strip()
+    assert rejects[0]["raw"] == bad_lines[0]  # exactly as sent (its line end aside)
     assert all(r["status"] == "open" and r["attempts"] == 1 and r["error_message"] for r in rejects)
     assert "initech" in rejects[2]["error_message"]
 

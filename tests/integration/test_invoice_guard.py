@@ -350,10 +350,10 @@ def _adjustments(engine, invoice: str) -> list[dict]:
 
 def test_adjustments_are_idempotent_and_superseded_when_fixed(engine, pg_info, reference, guard):
     from e2a_dagster.defs.invoicing.assets import invoice_adjustments
-    from e2a_dagster.defs.resources import Database
+    from e2a_dagster.defs.resources import Database, Notifier
 
     p, march = guard["p"], guard["march"]
-    result = dg.materialize([invoice_adjustments], resources={"database": Database()})
+    result = dg.materialize([invoice_adjustments], resources={"database": Database(), "notifier": Notifier()})
     assert result.success
     first = _adjustments(engine, march)
     by_key = {(a["charge_code"], (a["order_id"] or "").removeprefix(p + "-")): a for a in first}

@@ -20,7 +20,8 @@ from e2a_dagster.defs.actions.assets import notifications, sla_radar
 from e2a_dagster.defs.quality.checks import order_events_are_well_formed, sla_evaluations_are_consistent
 from e2a_dagster.defs.resources import Database, Notifier
 from e2a_dagster.defs.sla.assets import warehouse_calendar
-from e2a_dagster.lib import bi, notify, quality
+from e2a_dagster.lib import bi, clock, notify, quality
+from e2a_dagster.lib.database import ConnectionInfo
 from e2a_dagster.lib.dbt import run_dbt
 from e2a_dagster.lib.ingest import ingest_file
 from tests.helpers import write_jsonl
@@ -233,8 +234,11 @@ def test_every_mart_column_is_documented(dbt_manifest):
 # BI roles
 
 
-def _connect(pg_info, role: str, password: str) -> psycopg.Connection:
-    return psycopg.connect(bi.bi_connection(pg_info, role, password).url(), autocommit=True)
+def _connect(pg_info, role: str, password: str, dbname: str | None = None) -> psycopg.Connection:
+    """A BI role's connection as a BI tool makes it: TCP, with the role's password."""
+    info = bi.bi_connection(pg_info, role, password)
+    assert not info.is_socket and info.password == password
+    return psycopg.connect(info.url(dbname=dbname), autocommit=True)
 
 
 def _denied(conn: psycopg.Connection, sql: str) -> bool:
@@ -293,16 +297,56 @@ def test_bi_roles_read_marts_only_and_tenants_see_their_rows(engine, pg_info, bu
         assert rows == [("acme",), ("globex",)]
 
 
+def _refused(connect) -> str:
+    with pytest.raises(psycopg.OperationalError) as info:
+        connect().close()
+    return str(info.value)
+
+
+def test_bi_roles_need_their_password_and_get_no_scratch_space(engine, pg_info, built, tmp_path):
+    passwords = bi.ensure_bi_roles(engine, tmp_path, tenants=["acme"])
+    for role in ("e2a_bi", "e2a_bi_acme"):
+        assert "password authentication failed" in _refused(lambda r=role: _connect(pg_info, r, "not-the-password"))
+        assert "no password supplied" in _refused(lambda r=role: _connect(pg_info, r, ""))  # asked for one
+        with _connect(pg_info, role, passwords[role].value) as conn:
+            # read-only by default, and no way around it: no TEMP, no CREATE, even in a read-write transaction
+            conn.execute("set default_transaction_read_only = off")
+            for sql in (
+                "create temporary table scratch (n int)",
+                "create table public.scratch (n int)",
+                "create table marts.scratch (n int)",
+                "create schema scratch",
+            ):
+                assert _denied(conn, sql), (role, sql)
+            assert (
+                conn.execute("select has_database_privilege(current_user, current_database(), 'TEMP')").fetchone()[0]
+                is False
+            )
+
+
+@pytest.mark.skipif(
+    bool(__import__("os").environ.get("E2A_TEST_DATABASE_URL")), reason="the embedded server's own access rules"
+)
+def test_the_embedded_server_refuses_the_superuser_over_tcp(pg_info, engine, built, tmp_path):
+    superuser_tcp = ConnectionInfo("127.0.0.1", pg_info.port, "postgres", "", pg_info.dbname)
+    assert "rejects connection" in _refused(lambda: psycopg.connect(superuser_tcp.url(), connect_timeout=5))
+    with_password = ConnectionInfo("127.0.0.1", pg_info.port, "postgres", "postgres", pg_info.dbname)
+    assert "rejects connection" in _refused(lambda: psycopg.connect(with_password.url(), connect_timeout=5))
+    # BI roles reach their database only: not the system databases, where PUBLIC could connect and create
+    passwords = bi.ensure_bi_roles(engine, tmp_path)
+    for dbname in ("postgres", "template1"):
+        message = _refused(lambda d=dbname: _connect(pg_info, "e2a_bi", passwords["e2a_bi"].value, d))
+        assert "permission denied for database" in message, dbname
+
+
 # ----------------------------------------------------------------------------------------------------
 # Blocking checks: the downstream asset does not materialize
 
 
-def _definitions_job(selection: dg.AssetSelection) -> dg.JobDefinition:
+def _definitions_job(definitions: dg.Definitions, selection: dg.AssetSelection) -> dg.JobDefinition:
     """A job over the real code location's definitions (every asset, check and resource)."""
-    from e2a_dagster.definitions import defs
-
     job = dg.define_asset_job("quality_gate_test_job", selection=selection)
-    return dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def("quality_gate_test_job")
+    return dg.Definitions.merge(definitions, dg.Definitions(jobs=[job])).resolve_job_def("quality_gate_test_job")
 
 
 def _outcome(result: dg.ExecuteInProcessResult) -> tuple[dict[str, bool], list[str], dict]:
@@ -316,7 +360,7 @@ def _outcome(result: dg.ExecuteInProcessResult) -> tuple[dict[str, bool], list[s
     return checks, materialized, metadata
 
 
-def test_typo_batch_blocks_the_dbt_models(engine, built, uid):
+def test_typo_batch_blocks_the_dbt_models(engine, built, uid, definitions):
     """A whole file whose event type is misspelt, forced into raw past ingestion's validation: the blocking GX
     check fails and the dbt models downstream of raw/order_events do not run; once the rows are gone they do."""
     file_name = f"{uid}-typo.jsonl"
@@ -341,7 +385,7 @@ def test_typo_batch_blocks_the_dbt_models(engine, built, uid):
     selection = dg.AssetSelection.checks(order_events_are_well_formed) | dg.AssetSelection.assets(
         dg.AssetKey(["staging", "stg_landing__order_events"])
     )
-    job = _definitions_job(selection)
+    job = _definitions_job(definitions, selection)
     try:
         with dg.DagsterInstance.ephemeral() as instance:
             blocked = job.execute_in_process(instance=instance, raise_on_error=False)
@@ -361,7 +405,7 @@ def test_typo_batch_blocks_the_dbt_models(engine, built, uid):
     assert materialized == ["staging/stg_landing__order_events"]
 
 
-def test_negative_minutes_late_blocks_notifications(engine, built, uid):
+def test_negative_minutes_late_blocks_notifications(engine, built, uid, definitions):
     """A negative minutes_late forced into the mart: the blocking check fails, notifications do not run."""
     order_id = f"NEG{uid}"
     with engine.begin() as conn:
@@ -370,14 +414,15 @@ def test_negative_minutes_late_blocks_notifications(engine, built, uid):
             insert into marts.fct_sla_evaluations (tenant_id, order_id, stage, warehouse_id, started_at, due_at,
                                                    ended_at, status, minutes_late, severity, as_of, as_of_is_pinned)
             values ('acme', :o, 'pick', 'NJ1', '2026-08-12T13:00:00Z', '2026-08-12T14:30:00Z',
-                    '2026-08-12T15:00:00Z', 'late', -5, 'minor', now(), false)
+                    '2026-08-12T15:00:00Z', 'late', -5, 'minor', :as_of, false)
         """),
-            {"o": order_id},
+            {"o": order_id, "as_of": clock.now()},
         )
     selection = dg.AssetSelection.checks(sla_evaluations_are_consistent) | dg.AssetSelection.assets(notifications)
     try:
         with dg.DagsterInstance.ephemeral() as instance:
-            result = _definitions_job(selection).execute_in_process(instance=instance, raise_on_error=False)
+            job = _definitions_job(definitions, selection)
+            result = job.execute_in_process(instance=instance, raise_on_error=False)
         checks, materialized, metadata = _outcome(result)
         assert checks == {"sla_evaluations_are_consistent": False}
         assert materialized == []

@@ -3,7 +3,8 @@ statuses -> exceptions -> compliance. Every expected instant below is worked out
 the default reference data (DESIGN §8); the comment beside it shows the arithmetic.
 
 One module fixture ingests every case (unique order ids), materializes the calendar through Dagster and runs
-three dbt builds: pinned at AS_OF, then live twice (the second one incremental)."""
+three dbt builds: pinned at AS_OF, then live twice (the second one incremental), with the live clock (E2A_NOW)
+at LIVE and then five minutes later: time passes by moving the pinned clock, never by waiting."""
 
 import json
 import random
@@ -22,6 +23,10 @@ from e2a_dagster.lib.ingest import ingest_file
 from tests.helpers import write_jsonl
 
 AS_OF = "2026-11-20T15:00:00+00:00"  # Friday 10:00 EST
+# The live clock of the two live builds: Tuesday 10:00 EST, NJ1 open (an open hold keeps pausing the clock),
+# then five minutes later.
+LIVE = "2026-11-24T15:00:00+00:00"
+LATER = "2026-11-24T15:05:00+00:00"
 SELECT = ["--select", "stg_landing__order_events stg_shopify__orders stg_shopify__order_events tag:sla"]
 
 
@@ -148,6 +153,11 @@ def _exceptions(engine, prefix: str) -> dict[tuple[str, str], dict]:
 
 @pytest.fixture(scope="module")
 def sla(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as clock:
+        return _build_sla(engine, pg_info, reference, tmp_path_factory, clock)
+
+
+def _build_sla(engine, pg_info, reference, tmp_path_factory, clock: pytest.MonkeyPatch) -> dict:
     prefix = "SLA" + uuid.uuid4().hex[:8]
     orders = Orders(prefix)
     build_cases(orders)
@@ -176,9 +186,11 @@ def sla(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
             .mappings()
             .one()
         )
+    clock.setenv("E2A_NOW", LIVE)
     run_dbt(["build", *SELECT], pg_info)  # live: everything recomputed (the previous build was pinned)
     live_full = _evaluations(engine, prefix), _exceptions(engine, prefix)
-    run_dbt(["build", *SELECT], pg_info)  # live again: incremental
+    clock.setenv("E2A_NOW", LATER)
+    run_dbt(["build", *SELECT], pg_info)  # live again, five minutes later: incremental
     live_incremental = _evaluations(engine, prefix), _exceptions(engine, prefix)
     return {
         "pinned": pinned,
@@ -345,8 +357,11 @@ def test_exception_resolves_when_the_late_milestone_lands_and_ids_never_change(s
     assert {k: [r[c] for c in stable] for k, r in incremental.items()} == {
         k: [r[c] for c in stable] for k, r in live.items()
     }
-    assert {k: (r["due_at"], r["status"]) for k, r in incremental_evaluations.items()} == {
-        k: (r["due_at"], r["status"]) for k, r in live_evaluations.items()
+    # Five minutes passed while NJ1 was open: the unreleased hold paused the pick and ship clocks five more
+    # minutes; every other due time and every status stays.
+    held = [("open_hold", "pick"), ("open_hold", "ship")]
+    assert {k: (r["due_at"], r["status"]) for k, r in incremental_evaluations.items() if k not in held} == {
+        k: (r["due_at"], r["status"]) for k, r in live_evaluations.items() if k not in held
     }
     # final rows are not rewritten by the incremental build
     assert incremental_evaluations["weekend", "pick"]["as_of"] == live_evaluations["weekend", "pick"]["as_of"]
@@ -355,6 +370,30 @@ def test_exception_resolves_when_the_late_milestone_lands_and_ids_never_change(s
     assert not any(
         row["status"] == "open" and key in pinned and pinned[key]["status"] == "resolved" for key, row in live.items()
     )
+
+
+def test_an_open_hold_keeps_pausing_the_clock_while_the_live_clock_moves(sla):
+    live_evaluations, _ = sla["live"]
+    later_evaluations, _ = sla["live_incremental"]
+    # Paid Fri 11-20 08:00 EST, hold placed 08:30, never released. At LIVE (Tue 11-24 10:00 EST) the hold has
+    # lasted Fri 08:30-18:00 (570) + Mon 08:00-18:00 (600) + Tue 08:00-10:00 (120) = 1290 business minutes.
+    # pick: 08:00 Fri + 90 + 1290 = 1380 business minutes = Fri 600 + Mon 600 + Tue 180 -> Tue 11:00 EST.
+    # ship (paid before the cutoff): Fri 18:00 + 1290 = Mon 600 + Tue 600 + Wed 90 -> Wed 09:30 EST.
+    # Five minutes later (LATER, still open): 1295 on hold, both due five minutes later; on track.
+    expected = {
+        ("pick", "live"): ("2026-11-24T16:00:00+00:00", "1290.0000"),
+        ("pick", "later"): ("2026-11-24T16:05:00+00:00", "1295.0000"),
+        ("ship", "live"): ("2026-11-25T14:30:00+00:00", "1290.0000"),
+        ("ship", "later"): ("2026-11-25T14:35:00+00:00", "1295.0000"),
+    }
+    got = {
+        (stage, build): (rows["open_hold", stage]["due_at"], rows["open_hold", stage]["hold_minutes"])
+        for stage in ("pick", "ship")
+        for build, rows in (("live", live_evaluations), ("later", later_evaluations))
+    }
+    assert got == {k: (utc(due), Decimal(minutes)) for k, (due, minutes) in expected.items()}
+    assert {later_evaluations["open_hold", stage]["status"] for stage in ("pick", "ship")} == {"on_track"}
+    assert later_evaluations["open_hold", "pick"]["as_of"] == utc(LATER)
 
 
 def test_compliance_counts_due_stages_only(sla):
@@ -369,16 +408,9 @@ def test_calendar_materialization_reports_its_window(sla):
     assert materialization.metadata["dagster/row_count"].value > 2 * 365
 
 
-def test_refresh_job_records_counts_by_status_and_severity(sla, dbt_manifest):
+def test_refresh_job_records_counts_by_status_and_severity(sla, definitions):
     """The scheduled job (as_of = now) through Dagster: the SLA marts' materializations carry the figures."""
-    import os
-    import sys
-    from pathlib import Path
-
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    from e2a_dagster.definitions import defs
-
-    job = defs().resolve_job_def("refresh_sla_job")
+    job = definitions.resolve_job_def("refresh_sla_job")
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance)
     assert result.success

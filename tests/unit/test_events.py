@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
 
@@ -51,7 +52,20 @@ def test_good_record_parses_with_offset_kept(reference):
         ({"warehouse_id": "ZZ9"}, "unknown_warehouse"),
         ({"warehouse_id": None}, "missing_warehouse"),
         ({"service_level": "teleport"}, "unknown_service_level"),
-        ({"units": 1.5}, "invalid_field"),
+        ({"units": 1.5}, "invalid_quantity"),
+        # DESIGN §4.1, strictly: an integer is a JSON integer, a timestamp ISO-8601 text with an offset
+        ({"units": True}, "invalid_quantity"),
+        ({"lines": "3"}, "invalid_quantity"),
+        ({"cartons": False}, "invalid_quantity"),
+        ({"occurred_at": 1772464500}, "invalid_timestamp"),
+        ({"occurred_at": "1772464500"}, "invalid_timestamp"),
+        ({"occurred_at": 1772464500.5}, "invalid_timestamp"),
+        ({"occurred_at": "2026-03-02"}, "invalid_timestamp"),
+        ({"occurred_at": True}, "invalid_timestamp"),
+        ({"postage": True}, "non_numeric_amount"),
+        ({"order_id": "A-1\u001b[31m"}, "control_character"),
+        ({"event_id": "e-\u00851"}, "control_character"),
+        ({"tracking_number": "1Z\u007f9"}, "control_character"),
     ],
 )
 def test_each_fault_has_its_own_code(reference, change, code):
@@ -71,6 +85,28 @@ def test_malformed_json_and_non_objects(reference):
 
 def test_nul_characters_are_refused_before_postgres_sees_them(reference):
     assert _reject_code({**GOOD, "order_id": "A\u0000"}, reference) == "invalid_text"
+    assert _reject_code({**GOOD, "attributes": {"note": "a\u0000b"}}, reference) == "invalid_text"
+
+
+def test_offsets_in_every_iso_spelling_are_accepted(reference):
+    for stamp in ("2026-03-02T15:15:00Z", "2026-03-02T10:15:00-05:00", "2026-03-02 10:15:00.250-0500"):
+        event, _ = parse_json_line(json.dumps({**GOOD, "occurred_at": stamp}), reference)
+        assert event.occurred_at.astimezone(UTC).hour == 15, stamp
+
+
+def test_csv_cells_are_integers_only_when_written_as_one(reference):
+    row = {k: str(v) for k, v in GOOD.items()}
+    assert parse_record(csv_record(row | {"units": " 3 "}), reference).units == 3
+    for cell, code in (("3.0", "invalid_quantity"), ("true", "invalid_quantity"), ("-3", "negative_quantity")):
+        with pytest.raises(Rejected) as info:
+            parse_record(csv_record(row | {"units": cell}), reference)
+        assert info.value.code == code, cell
+
+
+def test_messages_show_control_characters_escaped(reference):
+    with pytest.raises(Rejected) as info:
+        parse_json_line(json.dumps({**GOOD, "order_id": "A\u001bB"}), reference)
+    assert info.value.message == "order_id: contains control characters (\\x1b) (got 'A\\x1bB')"
 
 
 def test_message_names_the_field_and_value(reference):

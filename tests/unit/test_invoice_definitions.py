@@ -8,7 +8,9 @@ ACTIVITY = dg.AssetKey(["intermediate", "int_billable_activities_metered"])
 def test_billable_activity_is_daily_partitioned_with_single_run_backfills(definitions):
     node = definitions.resolve_asset_graph().get(ACTIVITY)
     assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
-    assert node.partitions_def.start.date().isoformat() == "2025-01-01"
+    # E2A_BILLING_START (tests/conftest.py sets it for the session; its default is unit-tested in
+    # test_billing_periods.py)
+    assert node.partitions_def.start.date().isoformat() == "2026-07-01"
     assert node.backfill_policy == dg.BackfillPolicy.single_run()
     assert node.automation_condition is None  # the job chooses the days
 

@@ -26,7 +26,7 @@ def test_calendar_sits_between_the_seeds_and_the_models(definitions):
     assert seeds <= set(graph.get(calendar).parent_keys)
     assert dg.AssetKey(["staging", "stg_calendar__warehouse_days"]) in graph.get(calendar).child_keys
     assert graph.get(calendar).automation_condition is not None
-    # the global job splits the dbt op around the calendar; `e2a run --as-of` configures every dbt step
+    # the global job splits the dbt op around the calendar
     nodes = [n.name for n in definitions.resolve_implicit_global_asset_job_def().graph.nodes]
     assert "reference__warehouse_calendar" in nodes
     assert sum(n.startswith("e2a_dbt_models") for n in nodes) >= 2

@@ -42,7 +42,7 @@ orders as (
     where {{ in_billing_tenants('tenant_id') }}
       and (
           {{ near_billing_window('handed_to_carrier_at') }}
-          or (tenant_id, order_id) in (select tenant_id, order_id from returns_near_window)
+          or (tenant_id, order_id) in (select r.tenant_id, r.order_id from returns_near_window as r)
       )
 ),
 
@@ -97,10 +97,7 @@ order_charges as (
         end as quantity,
         orders.handed_to_carrier_at as activity_at
     from orders
-    cross join (
-        select 'ORDER_FEE' as charge_code union all select 'PICK_UNIT' union all select 'PACK_CARTON'
-        union all select 'SHIPPING'
-    ) as charges
+    cross join (values ('ORDER_FEE'), ('PICK_UNIT'), ('PACK_CARTON'), ('SHIPPING')) as charges (charge_code)
     where orders.handed_to_carrier_at is not null
       and not orders.is_cancelled
 ),
@@ -157,7 +154,7 @@ select
             'event_type', source_events.event_type,
             'occurred_at', source_events.occurred_at
         ))
-        else '[]'::jsonb
+        else cast('[]' as jsonb)
     end as source_event_ids
 from dated
 left join source_events

@@ -70,8 +70,9 @@ changed_orders as (
 ),
 {%- endif %}
 
--- Every source's events in the canonical shape: the landing zone and Shopify orders.
-source_events as (
+-- Every source's events in the canonical shape: the landing zone and Shopify orders (read by the full build
+-- below; the live build reads the changed orders' events by index).
+source_events as (  -- noqa: ST03
     select {{ event_columns }}
     from {{ ref('stg_landing__order_events') }}
 
@@ -101,7 +102,7 @@ events as (
 
     select {{ event_columns }}
     from {{ ref('stg_shopify__order_events') }}
-    where (tenant_id, order_id) in (select tenant_id, order_id from changed_orders)
+    where (tenant_id, order_id) in (select c.tenant_id, c.order_id from changed_orders as c)
       and occurred_at <= {{ as_of_timestamp() }}
       and {{ shopify_current }}
     {%- else %}

@@ -4,7 +4,6 @@ import functools
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
@@ -20,27 +19,6 @@ from e2a_dagster.lib.sla_metrics import METRICS_BY_MODEL
 DBT_UNIQUE_ID = "dagster_dbt/unique_id"
 
 
-class DbtBuildConfig(dg.Config):
-    as_of: str | None = None
-    """Evaluate as of this instant (ISO-8601 with offset); empty = now. Only events at or before it count."""
-
-
-def as_of_var(as_of: str) -> str:
-    """The ``as_of`` dbt var of an ISO-8601 instant, which must carry its UTC offset."""
-    parsed = datetime.fromisoformat(as_of)
-    if parsed.tzinfo is None:
-        raise ValueError(f"as_of must carry a UTC offset: {as_of!r}")
-    return parsed.isoformat()
-
-
-def dbt_build_args(as_of: str | None) -> list[str]:
-    """The dbt CLI arguments of a build (pure, unit-tested)."""
-    args = ["build"]
-    if as_of:
-        args += ["--vars", json.dumps({"as_of": as_of_var(as_of)})]
-    return args
-
-
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -48,12 +26,14 @@ def dbt_build_args(as_of: str | None) -> list[str]:
     exclude="tag:billable_daily",
     dagster_dbt_translator=E2ADbtTranslator(),
 )
-def e2a_dbt_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, database: Database):
+def e2a_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, database: Database):
     database.export_dbt_env()
     # A subset build (seeds only, SLA models only) runs the tests whose parents are all built or upstream, not
     # tests on models downstream that may not exist yet; the tests of this step's checks are named explicitly.
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
-    args = [*dbt_build_args(config.as_of), *selected_tests_args(context)]
+    # Always live: as_of = E2A_NOW or the build's start (macros/as_of_timestamp.sql). A past instant is a backtest,
+    # which never runs here (lib/backtest.py: its own schemas, no materialization of these assets).
+    args = ["build", *selected_tests_args(context)]
     yield from reported_at_the_end(with_model_metrics(context, e, database) for e in stream_dbt(dbt, args, context))
 
 

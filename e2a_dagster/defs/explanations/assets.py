@@ -49,6 +49,7 @@ def exception_narratives(
             "exceptions": summary.exceptions,
             "written": summary.written,
             "cached": summary.cached,
+            "retired": summary.retired,
             "llm_narratives": summary.llm,
             "template_narratives": summary.template,
             "by_status": summary.statuses,

@@ -7,6 +7,7 @@ from e2a_dagster.lib.ingest import (
     files_to_load,
     ingest_file,
     ingested_hashes,
+    load_files,
     pending_files,
     total_reject_codes,
 )
@@ -44,7 +45,13 @@ def order_events(
     mark_listed(context, f"{len(paths)} file(s)")
     if missing:
         context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
-    results = [ingest_file(engine, path, reference) for path in paths]
+    results, failures = load_files(paths, lambda path: ingest_file(engine, path, reference))
+    if failures:
+        # Every other file is in; these failed for a reason that is not their content (a bug, the database).
+        raise dg.Failure(
+            description=f"{len(failures)} of {len(paths)} file(s) could not be loaded: " + "; ".join(failures),
+            metadata={"failed_files": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
+        )
     loaded = sum(r.loaded for r in results)
     rejected = sum(r.rejected for r in results)
     codes = total_reject_codes(results)
@@ -58,6 +65,7 @@ def order_events(
             "duplicates": sum(r.duplicates for r in results),
             "rejected": rejected,
             "rejected_by_code": codes,
+            "files_rejected_whole": [r.file_name for r in results if r.file_rejected],
             "total_events": total,
             "dagster/row_count": total,
             "files_detail": dg.MetadataValue.md(

@@ -4,9 +4,9 @@ import dagster as dg
 
 from e2a_dagster.defs.automation import LIVE
 from e2a_dagster.defs.ingestion.assets import INGEST_TAG, mark_listed
-from e2a_dagster.defs.resources import Database, LandingZone
+from e2a_dagster.defs.resources import Database, LandingZone, Notifier
 from e2a_dagster.lib.billing import billing_ingested_hashes, ingest_billing_file, pending_billing_files
-from e2a_dagster.lib.ingest import files_to_load, total_reject_codes
+from e2a_dagster.lib.ingest import files_to_load, load_files, total_reject_codes
 from e2a_dagster.lib.invoice_metrics import reconciliation_metrics
 from e2a_dagster.lib.invoicing import sync_adjustments
 from e2a_dagster.lib.reports import markdown_table
@@ -35,7 +35,13 @@ def invoice_lines(
     mark_listed(context, f"{len(paths)} file(s)")
     if missing:
         context.log.warning(f"files no longer in the landing zone (skipped): {missing}")
-    results = [ingest_billing_file(engine, path, reference) for path in paths]
+    results, failures = load_files(paths, lambda path: ingest_billing_file(engine, path, reference))
+    if failures:
+        # Every other file is in; these failed for a reason that is not their content (a bug, the database).
+        raise dg.Failure(
+            description=f"{len(failures)} of {len(paths)} file(s) could not be loaded: " + "; ".join(failures),
+            metadata={"failed_files": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
+        )
     codes = total_reject_codes(results)
     with engine.connect() as conn:
         total = conn.exec_driver_sql("select count(*) from raw.invoice_lines").scalar_one()
@@ -47,6 +53,7 @@ def invoice_lines(
             "duplicates": sum(r.duplicates for r in results),
             "rejected": sum(r.rejected for r in results),
             "rejected_by_code": codes,
+            "files_rejected_whole": [r.file_name for r in results if r.file_rejected],
             "dagster/row_count": total,
             "files_detail": dg.MetadataValue.md(
                 markdown_table([r.as_dict() for r in results]) if results else "_no new files_"
@@ -62,18 +69,22 @@ def invoice_lines(
     kinds={"python", "postgres"},
     automation_condition=LIVE,
     description="One adjustment per non-matched reconciliation row (correction or SLA credit), with "
-    "evidence and "
-    "approval status; idempotent upsert, vanished discrepancies marked superseded.",
+    "evidence and approval status; idempotent upsert, vanished discrepancies marked superseded. The run guard "
+    "sends a tenant's mass auto-approvals to review, with one notification saying why.",
 )
-def invoice_adjustments(context: dg.AssetExecutionContext, database: Database) -> dg.MaterializeResult:
+def invoice_adjustments(
+    context: dg.AssetExecutionContext, database: Database, notifier: Notifier
+) -> dg.MaterializeResult:
     engine = database.engine
-    result = sync_adjustments(engine)
+    result = sync_adjustments(engine, notify_enabled=notifier.url is not None)
+    for trip in result.guard_trips:
+        context.log.warning(f"run guard held {trip.count} auto-approvals of {trip.tenant_id}: {trip.reason}")
     with engine.connect() as conn:
         preview = [
             dict(r)
             for r in conn.exec_driver_sql(
                 """
-                select invoice_id, charge_code, order_id, kind, amount, currency, approval_status
+                select invoice_id, period_start, charge_code, order_id, kind, amount, currency, approval_status
                 from actions.invoice_adjustments where status = 'open'
                 order by abs(amount) desc, adjustment_id limit 10
                 """

@@ -8,7 +8,7 @@ from datetime import timedelta
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from e2a_dagster.defs.dbt_models.assets import as_of_var, stream_dbt
+from e2a_dagster.defs.dbt_models.assets import stream_dbt
 from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
 from e2a_dagster.defs.invoicing.partitions import BILLING_DAYS
 from e2a_dagster.defs.resources import Database, dbt_project
@@ -21,8 +21,6 @@ BILLABLE_DAILY_SELECT = "tag:billable_daily"
 class BillableActivityConfig(dg.Config):
     tenants: list[str] = []  # noqa: RUF012 (dg.Config is a pydantic model: defaults are copied)
     """Tenants whose days to rebuild; empty = every tenant (what a backfill from the UI does)."""
-    as_of: str | None = None
-    """Count only events at or before this instant (ISO-8601 with offset; `e2a run --as-of`); empty = now."""
 
 
 @dbt_assets(
@@ -46,8 +44,6 @@ def billable_activity_daily(
     engine = database.engine
     refreshed_at, orders_built_at = refresh_marks(engine)
     dbt_vars = window_vars(start, end, config.tenants)
-    if config.as_of:
-        dbt_vars["as_of"] = as_of_var(config.as_of)
     context.log.info(f"rebuilding billable activity {start}..{end} for {', '.join(tenants)}")
     for event in stream_dbt(dbt, ["build", "--vars", json.dumps(dbt_vars)], context):
         if isinstance(event, dg.Output):
@@ -60,6 +56,6 @@ def billable_activity_daily(
         end,
         refreshed_at=refreshed_at,
         orders_built_at=orders_built_at,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
     context.log.info(f"{marked} tenant-days marked refreshed as of {refreshed_at.isoformat()}")

@@ -44,7 +44,7 @@ reconcile_invoices_job = dg.define_asset_job(
         | build_dbt_asset_selection([dbt_models.e2a_dbt_models], dbt_select=INVOICE_DBT_SELECT)
         | dg.AssetSelection.assets(invoice_adjustments)
     ),
-    partitions_def=BILLING_DAYS,
+    # partitioned by BILLING_DAYS: Dagster infers it from the one partitioned asset selected
     tags={"e2a/invoice_guard": "true"},
     description="Invoice guard: load received invoices, rebuild the billable activity of a range of "
     "tenant-local days (config: tenants, empty = all), the expected charges and the reconciliation, write "
@@ -61,7 +61,8 @@ def run_request(plan: RefreshPlan, *, run_key: str | None = None, origin: str) -
     """The reconcile run of ``plan``: its partition range, its tenants, and why (tags)."""
     start, end = plan.partition_range()
     tags = {"e2a/origin": origin, "e2a/tenants": ",".join(plan.tenants)}
-    tags.update({f"e2a/why/{k}": v[:250] for k, v in plan.reasons.items()})
+    # one tag per tenant: why its days are rebuilt (a tag key has one namespace: e2a/why.<tenant>)
+    tags.update({f"e2a/why.{k}": v[:250] for k, v in plan.reasons.items()})
     partition_key = None
     if start == end:
         partition_key = start

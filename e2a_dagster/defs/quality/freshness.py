@@ -1,8 +1,8 @@
 """Freshness policies (live mode): how stale the raw feeds and the SLA marts may get before the UI flags them.
 
-Applied to the merged definitions in ``definitions.py`` (``Definitions.map_resolved_asset_specs``), so they reach the
-dbt models too. Evaluated by the Dagster daemon when ``freshness: enabled: true`` is in dagster.yaml (``e2a``
-writes it)."""
+Applied to the merged definitions in ``definitions.py`` (``dg.map_asset_specs`` over every asset, matched by key),
+so they reach the dbt models too. Evaluated by the Dagster daemon when ``freshness: enabled: true`` is in
+dagster.yaml (``e2a`` writes it)."""
 
 from datetime import timedelta
 
@@ -19,26 +19,36 @@ INVOICE_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2
 
 # Continuous feeds only: billing files (raw/invoice_lines) arrive per invoice run, days or weeks apart.
 RAW_FEEDS = frozenset({dg.AssetKey(["raw", "order_events"]), dg.AssetKey(["raw", "shopify_orders"])})
-RAW_ASSETS = dg.AssetSelection.key_prefixes(["raw"])
-SLA_MARTS = dg.AssetSelection.assets(
-    *(
-        dg.AssetKey(["marts", name])
-        for name in ("fct_sla_evaluations", "fct_sla_exceptions", "agg_sla_compliance_daily")
-    )
+SLA_MARTS = frozenset(
+    dg.AssetKey(["marts", name]) for name in ("fct_sla_evaluations", "fct_sla_exceptions", "agg_sla_compliance_daily")
 )
-INVOICE_GUARD = dg.AssetSelection.assets(
-    dg.AssetKey(["marts", "fct_invoice_reconciliation"]), dg.AssetKey(["actions", "invoice_adjustments"])
+INVOICE_GUARD = frozenset(
+    {dg.AssetKey(["marts", "fct_invoice_reconciliation"]), dg.AssetKey(["actions", "invoice_adjustments"])}
 )
+POLICIES = {
+    **dict.fromkeys(RAW_FEEDS, RAW_FRESHNESS),
+    **dict.fromkeys(SLA_MARTS, SLA_FRESHNESS),
+    **dict.fromkeys(INVOICE_GUARD, INVOICE_FRESHNESS),
+}
+
+
+def _with_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
+    policy = POLICIES.get(spec.key)
+    return dg.apply_freshness_policy(spec, policy) if policy else spec
 
 
 def with_freshness(defs: dg.Definitions) -> dg.Definitions:
-    defs = defs.map_resolved_asset_specs(
-        func=lambda spec: dg.apply_freshness_policy(spec, RAW_FRESHNESS) if spec.key in RAW_FEEDS else spec,
-        selection=RAW_ASSETS,
-    )
-    defs = defs.map_resolved_asset_specs(
-        func=lambda spec: dg.apply_freshness_policy(spec, SLA_FRESHNESS), selection=SLA_MARTS
-    )
-    return defs.map_resolved_asset_specs(
-        func=lambda spec: dg.apply_freshness_policy(spec, INVOICE_FRESHNESS), selection=INVOICE_GUARD
+    """``defs`` with the policies above on their assets; everything else as it was (the fields are the ones
+    ``Definitions.merge`` carries over)."""
+    return dg.Definitions(
+        assets=dg.map_asset_specs(_with_policy, defs.assets or []),
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        schedules=defs.schedules,
+        sensors=defs.sensors,
+        resources=defs.resources,
+        executor=defs.executor,
+        loggers=defs.loggers,
+        metadata=defs.metadata,
+        component_tree=defs.component_tree,
     )

@@ -6,10 +6,12 @@
 ) }}
 -- What each tenant should be billed (DESIGN §6): one line per (tenant, calendar month in the tenant's time
 -- zone, charge code, order), or per period charge (order_id null). Money numeric(12,2), half-up per line.
+-- period_status: `closed` (the month ended in the tenant's time zone at as_of), `invoiced` (not ended, but an
+-- invoice for it arrived: judged as if closed), `open` (expected to date: no period-level charges, no cap).
 --   order charges + RETURN_FEE  int_billable_activities_priced (rate card version effective that local day)
 --   MONTHLY_MINIMUM             minimum − the month's fees excluding SHIPPING (before credits), when positive;
 --                               the minimum of the version in force on the month's first day (or, if none,
---                               the first version that starts within the month)
+--                               the first version that starts within the month). Closed or invoiced months only.
 --   SLA_CREDIT                  per billed order with a late stage that the tenant's credit terms cover (terms
 --                               effective on the order's billing day): percent of that order's basis charge, or
 --                               a fixed amount, rounded half-up; summed over stages into one line per order.
@@ -17,6 +19,8 @@
 --                               credits; the strictest cap of the terms rows that earned credits). When the cap
 --                               binds, every credit is scaled by cap/total and rounded half-up, and the last
 --                               credit by order_id takes the rounding rest, so the credits add up to the cap.
+--                               The cap applies to closed or invoiced months only (an open month's subtotal is
+--                               still growing): an open month shows each credit uncapped.
 {%- set as_of = as_of_timestamp() %}
 
 with priced as (
@@ -25,24 +29,60 @@ with priced as (
 ),
 
 tenants as (
-    select tenant_id, currency from {{ ref('tenants') }}
+    select tenant_id, currency, time_zone from {{ ref('tenants') }}
 ),
 
+-- The invoices known at as_of: every one received in a live build; those dated on or before as_of's local date
+-- in a pinned one (a backtest), as in fct_invoice_reconciliation.
+invoice_periods as (
+    select distinct billing_lines.tenant_id, billing_lines.period_start, billing_lines.period_end
+    from {{ ref('stg_billing__invoice_lines') }} as billing_lines
+    inner join tenants on billing_lines.tenant_id = tenants.tenant_id
+    where billing_lines.is_current
+    {%- if as_of_is_pinned() %}
+      and billing_lines.invoice_date <= {{ local_date(as_of, 'tenants.time_zone') }}
+    {%- endif %}
+),
+
+-- Every calendar month an invoice's period overlaps.
 invoice_months as (
-    select distinct tenant_id, cast({{ dbt.date_trunc('month', 'period_start') }} as date) as period_start
-    from {{ ref('stg_billing__invoice_lines') }}
-    where is_current
-    union
-    select distinct tenant_id, cast({{ dbt.date_trunc('month', 'period_end') }} as date)
-    from {{ ref('stg_billing__invoice_lines') }}
-    where is_current
+    select distinct
+        invoice_periods.tenant_id,
+        cast(month_start as date) as period_start
+    from invoice_periods
+    cross join lateral generate_series(
+        {{ dbt.date_trunc('month', 'invoice_periods.period_start') }},
+        {{ dbt.date_trunc('month', 'invoice_periods.period_end') }},
+        interval '1 month'
+    ) as month_start
 ),
 
 -- Months with something to bill, or an invoice to compare with (a month without activity still owes the minimum).
-periods as (
+period_keys as (
     select distinct tenant_id, period_start from priced
     union
     select tenant_id, period_start from invoice_months
+),
+
+-- Whether each month is judged: it ended (local midnight of the next month's first day, tenant time zone) at
+-- as_of, or an invoice for it arrived. An open month is expected-to-date.
+periods as (
+    select
+        period_keys.tenant_id,
+        period_keys.period_start,
+        case
+            when {{ as_of }} >= (
+                cast({{ dbt.dateadd('month', 1, 'period_keys.period_start') }} as timestamp)
+                at time zone tenants.time_zone
+            ) then 'closed'
+            when invoice_months.tenant_id is not null then 'invoiced'
+            else 'open'
+        end as period_status
+    from period_keys
+    inner join tenants on period_keys.tenant_id = tenants.tenant_id
+    left join invoice_months
+        on period_keys.tenant_id = invoice_months.tenant_id
+        and period_keys.period_start = invoice_months.period_start
 ),
 
 minimum_cards as (
@@ -61,6 +101,7 @@ minimum_cards as (
         and cards.charge_code = 'MONTHLY_MINIMUM'
         and cards.effective_from <= {{ month_end('periods.period_start') }}
         and cards.effective_to > periods.period_start
+    where periods.period_status <> 'open'
 ),
 
 period_fees as (
@@ -104,7 +145,7 @@ charges as (
         tenant_id, period_start, {{ month_end('period_start') }}, 'MONTHLY_MINIMUM', cast(null as text),
         cast(1 as numeric), cast(shortfall as numeric), {{ round_money('shortfall') }},
         rate_card_id, rate_card_version, cast(null as text), cast(null as integer), cast(null as integer),
-        cast(null as timestamptz), cast(null as date), '[]'::jsonb,
+        cast(null as timestamptz), cast(null as date), cast('[]' as jsonb),
         null, null, null, null,
         jsonb_build_object('minimum_amount', minimum_amount, 'fees_excluding_shipping', fees)
     from minimums
@@ -169,7 +210,7 @@ order_credits as (
         tenant_id,
         period_start,
         order_id,
-        max(source_event_ids::text)::jsonb as source_event_ids,
+        cast(max(cast(source_event_ids as text)) as jsonb) as source_event_ids,
         min(policy_id) as sla_policy_id,
         min(policy_version) as sla_policy_version,
         max(terms_version) as credit_terms_version,
@@ -196,6 +237,10 @@ credit_caps as (
     inner join subtotals
         on order_credits.tenant_id = subtotals.tenant_id
         and order_credits.period_start = subtotals.period_start
+    inner join periods
+        on order_credits.tenant_id = periods.tenant_id
+        and order_credits.period_start = periods.period_start
+    where periods.period_status <> 'open'
     group by order_credits.tenant_id, order_credits.period_start
 ),
 
@@ -212,10 +257,11 @@ scaled as (
         end as scaled_amount,
         row_number() over (
             partition by order_credits.tenant_id, order_credits.period_start
-            order by order_credits.order_id collate "C" desc
+            -- "C" is a collation (byte order: the same on every server), not a column
+            order by order_credits.order_id collate "C" desc  -- noqa: RF02
         ) as rank_from_last
     from order_credits
-    inner join credit_caps
+    left join credit_caps
         on order_credits.tenant_id = credit_caps.tenant_id
         and order_credits.period_start = credit_caps.period_start
 ),
@@ -281,6 +327,10 @@ select
     cast(all_lines.credit_terms_version as integer) as credit_terms_version,
     cast(all_lines.uncapped_amount as numeric(12, 2)) as uncapped_amount,
     cast(all_lines.pricing_detail as jsonb) as pricing_detail,
+    cast(periods.period_status as text) as period_status,
     cast({{ as_of }} as timestamptz) as as_of
 from all_lines
 inner join tenants on all_lines.tenant_id = tenants.tenant_id
+inner join periods
+    on all_lines.tenant_id = periods.tenant_id
+    and all_lines.period_start = periods.period_start

@@ -3,25 +3,21 @@
     unique_key=['tenant_id', 'warehouse_id', 'stage', 'due_local_date'],
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    pre_hook="{{ reset_unless_live_incremental() }}",
+    pre_hook="{{ sla_compliance_prepare() }}",
     indexes=[{'columns': ['tenant_id', 'warehouse_id', 'stage', 'due_local_date'], 'unique': True}],
     tags=['sla'],
 ) }}
 -- SLA compliance per tenant, warehouse, stage and local due date (warehouse time zone). A stage counts once
--- it is due (due_at <= as_of) and not cancelled: met, or late/overdue. Live incremental builds recompute the
--- days touched by re-evaluated stages and the days around as_of (a day's stages become due as time passes).
+-- it is due (due_at <= as_of) and not cancelled: met, or late/overdue. Live incremental builds recount the days
+-- of re-evaluated stages, the days those stages moved away from, and the days around as_of (a day's stages
+-- become due as time passes): macros sla_compliance_affected_days, sla_compliance_prepare. The result depends
+-- only on fct_sla_evaluations and as_of, never on how many builds it took to get there.
 {%- set as_of = as_of_timestamp() %}
 
 with
-{%- if is_live_incremental() %}
+{%- if sla_compliance_is_live() %}
 affected_days as (
-    select tenant_id, warehouse_id, stage, due_local_date
-    from {{ ref('fct_sla_evaluations') }}
-    where built_at > {{ previous_build_literal('max(built_at)') }}
-    union
-    select tenant_id, warehouse_id, stage, due_local_date
-    from {{ ref('fct_sla_evaluations') }}
-    where due_local_date >= {{ previous_build_literal('cast(max(as_of) as date) - 2', 'date') }}
+    {{ sla_compliance_affected_days() }}
 ),
 
 evaluations as (

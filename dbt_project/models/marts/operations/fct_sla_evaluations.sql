@@ -16,10 +16,13 @@
 -- One row per (order, stage) whose clock has started, evaluated at as_of (DESIGN §5, §7).
 -- Live incremental builds re-evaluate the stages recomputed upstream and every stage still running
 -- (on_track / at_risk / overdue change with time alone); met, late and cancelled rows are final.
+-- A rewritten row remembers the day and warehouse it was due in before (previous_*): a stage whose due date
+-- moves leaves a compliance day that agg_sla_compliance_daily must count again.
 {%- set as_of = as_of_timestamp() %}
+{%- set live = is_live_incremental() %}
 
 with
-{%- if is_live_incremental() %}
+{%- if live %}
 changed as (
     select tenant_id, order_id, stage
     from {{ ref('int_order_stages_scheduled') }}
@@ -31,7 +34,11 @@ changed as (
 ),
 
 stages as (
-    select scheduled.*
+    select
+        scheduled.*,
+        previous.warehouse_id as previous_warehouse_id,
+        previous.due_local_date as previous_due_local_date,
+        previous.built_at as previous_built_at
     from changed
     cross join lateral (
         select *
@@ -41,10 +48,24 @@ stages as (
           and scheduled.stage = changed.stage
         offset 0
     ) as scheduled
+    -- the version this build replaces (one index probe)
+    left join lateral (
+        select warehouse_id, due_local_date, built_at
+        from {{ this }} as evaluated
+        where evaluated.tenant_id = changed.tenant_id
+          and evaluated.order_id = changed.order_id
+          and evaluated.stage = changed.stage
+        offset 0
+    ) as previous on true
 ),
 {%- else %}
 stages as (
-    select * from {{ ref('int_order_stages_scheduled') }}
+    select
+        scheduled.*,
+        cast(null as text) as previous_warehouse_id,
+        cast(null as date) as previous_due_local_date,
+        cast(null as timestamptz) as previous_built_at
+    from {{ ref('int_order_stages_scheduled') }} as scheduled
 ),
 {%- endif %}
 
@@ -112,5 +133,8 @@ select
     cast(critical_after_minutes as integer) as critical_after_minutes,
     cast({{ as_of }} as timestamptz) as as_of,
     cast({{ as_of_is_pinned() }} as boolean) as as_of_is_pinned,
-    {{ build_stamp() }} as built_at
+    {{ build_stamp() }} as built_at,
+    cast(previous_warehouse_id as text) as previous_warehouse_id,
+    cast(previous_due_local_date as date) as previous_due_local_date,
+    cast(previous_built_at as timestamptz) as previous_built_at
 from measured

@@ -114,7 +114,8 @@ shipment_statuses as (
         and f.version_updated_at <= s.version_updated_at
     where f.shipment_status in ('{{ shipment_events.keys() | join("', '") }}')
       and f.updated_at is not null
-    group by 1, 2, 3, 4, 5, 6
+    -- the fourth is the event type the status maps to
+    group by 1, 2, 3, 4, 5, 6  -- noqa: AM06
 ),
 
 events as (

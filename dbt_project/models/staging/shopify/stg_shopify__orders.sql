@@ -16,14 +16,17 @@ renamed as (
         lower(payload ->> 'financial_status') as financial_status,
         lower(payload ->> 'fulfillment_status') as fulfillment_status,
         nullif(payload ->> 'location_id', '') as location_id,
-        case when jsonb_typeof(payload -> 'line_items') = 'array' then payload -> 'line_items' else '[]'::jsonb end
-            as line_items,
+        case
+            when jsonb_typeof(payload -> 'line_items') = 'array' then payload -> 'line_items' else cast('[]' as jsonb)
+        end as line_items,
         coalesce(
             nullif(trim(payload -> 'shipping_lines' -> 0 ->> 'code'), ''),
             nullif(trim(payload -> 'shipping_lines' -> 0 ->> 'title'), '')
         ) as shipping_method,
-        case when jsonb_typeof(payload -> 'fulfillments') = 'array' then payload -> 'fulfillments' else '[]'::jsonb end
-            as fulfillments,
+        case
+            when jsonb_typeof(payload -> 'fulfillments') = 'array' then payload -> 'fulfillments'
+            else cast('[]' as jsonb)
+        end as fulfillments,
         ingested_at
     from source
 )
@@ -40,8 +43,10 @@ select
     financial_status,
     fulfillment_status,
     location_id,
-    cast((select coalesce(sum(cast(item ->> 'quantity' as integer)), 0) from jsonb_array_elements(line_items) as item)
-        as integer) as units,
+    cast((
+        select coalesce(sum(cast(item ->> 'quantity' as integer)), 0)
+        from jsonb_array_elements(renamed.line_items) as item
+    ) as integer) as units,
     cast(jsonb_array_length(line_items) as integer) as lines,
     shipping_method,
     cast({{ shopify_service_level('shipping_method') }} as text) as service_level,
