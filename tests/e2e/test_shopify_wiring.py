@@ -18,7 +18,8 @@ T0 = datetime(2026, 5, 11, 14, 0, tzinfo=UTC)
 def test_sensor_skips_readably_then_requests_a_run_that_pulls(engine, monkeypatch, uid):
     for name in ("E2A_SHOPIFY_URL", "E2A_SHOPIFY_TOKEN", "E2A_SHOPIFY_TENANT"):
         monkeypatch.delenv(name, raising=False)
-    skip = shopify_sensor(dg.build_sensor_context())
+    instance = dg.DagsterInstance.ephemeral()  # the sensor looks at the job's latest run before it asks for one
+    skip = shopify_sensor(dg.build_sensor_context(instance=instance))
     assert isinstance(skip, dg.SkipReason)
     assert skip.skip_message == (
         "Shopify is not configured: set E2A_SHOPIFY_URL, E2A_SHOPIFY_TOKEN, E2A_SHOPIFY_TENANT"
@@ -36,12 +37,12 @@ def test_sensor_skips_readably_then_requests_a_run_that_pulls(engine, monkeypatc
         monkeypatch.setenv("E2A_SHOPIFY_URL", server.url)
         monkeypatch.setenv("E2A_SHOPIFY_TOKEN", "wrong")
         monkeypatch.setenv("E2A_SHOPIFY_TENANT", "acme")
-        refused = shopify_sensor(dg.build_sensor_context())
+        refused = shopify_sensor(dg.build_sensor_context(instance=instance))
         assert isinstance(refused, dg.SkipReason) and "HTTP 401" in refused.skip_message
         assert "wrong" not in refused.skip_message
 
         monkeypatch.setenv("E2A_SHOPIFY_TOKEN", "tok-e2e")
-        request = shopify_sensor(dg.build_sensor_context())
+        request = shopify_sensor(dg.build_sensor_context(instance=instance))
         assert isinstance(request, dg.RunRequest) and request.run_key.startswith(f"shopify:{server.url}:start:")
 
         resources = {"database": Database(), "landing": LandingZone(), "shopify": ShopifyShop()}
@@ -51,10 +52,10 @@ def test_sensor_skips_readably_then_requests_a_run_that_pulls(engine, monkeypatc
         assert (metadata["order_versions_loaded"].value, metadata["rejected"].value) == (3, 0)
         assert metadata["high_water_mark"].value == (T0 + timedelta(minutes=2)).isoformat()
 
-        idle = shopify_sensor(dg.build_sensor_context())
+        idle = shopify_sensor(dg.build_sensor_context(instance=instance))
         assert isinstance(idle, dg.SkipReason) and idle.skip_message.startswith(f"no order updated in {server.url}")
 
-    down = shopify_sensor(dg.build_sensor_context())  # the server is gone
+    down = shopify_sensor(dg.build_sensor_context(instance=instance))  # the server is gone
     assert isinstance(down, dg.SkipReason) and "down or unreachable" in down.skip_message
 
 

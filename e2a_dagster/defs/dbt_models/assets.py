@@ -73,7 +73,7 @@ def stream_dbt(dbt: DbtCliResource, args: list[str], context: dg.AssetExecutionC
     """The events of one dbt command of this step, run in a target folder of its own under
     ``E2A_HOME/dbt-targets`` (the newest few are kept to look at; never the shared ``dbt_project/target``)."""
     root = load_settings().home / "dbt-targets"
-    target = run_target(root, f"{context.op.name}-{context.run_id[:8]}")
+    target = run_target(root, f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}")
     try:
         yield from dbt.cli(args, context=context, target_path=target).stream()
     finally:

@@ -21,7 +21,7 @@ LISTED_TAG = "e2a/listed"
 
 
 def mark_listed(context: dg.AssetExecutionContext, what: str) -> None:
-    context.instance.add_run_tags(context.run_id, {LISTED_TAG: what})
+    context.instance.add_run_tags(context.run.run_id, {LISTED_TAG: what})
 
 
 class LandingEventsConfig(dg.Config):
