@@ -114,7 +114,7 @@ def test_migration_9_rekeys_the_rows_of_the_per_invoice_model(pg_info):
                     "values ('invoice_adjustment_needs_review', 'old-inv2', 'acme', 't', '{}', 'skipped')"
                 )
             )
-        assert migrate(engine) == [9]
+        assert migrate(engine) == [v for v, _, _ in MIGRATIONS if v >= 9]
         new_id = adjustment_id("acme", date(2026, 3, 1), "SHIPPING", "A7", "unbilled")
         with engine.connect() as conn:
             rows = conn.execute(
