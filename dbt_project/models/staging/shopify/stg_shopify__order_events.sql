@@ -22,7 +22,7 @@ with versions as (
         updated_at as valid_from,
         -- Shopify order ids are global: the latest version wins, whichever shop of the tenant it came from (a
         -- tie on updated_at goes to the first shop by name, whose range then covers the others' empty ones)
-        lead(updated_at) over (partition by tenant_id, order_id order by updated_at, shop desc) as valid_to
+        lead(updated_at) over (partition by tenant_id, order_id order by updated_at asc, shop desc) as valid_to
     from {{ ref('stg_shopify__orders') }}
 ),
 
