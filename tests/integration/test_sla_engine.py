@@ -16,6 +16,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from e2a_dagster.defs.automation import SLA_BUILD_TAGS
 from e2a_dagster.defs.resources import Database
 from e2a_dagster.defs.sla.assets import warehouse_calendar
 from e2a_dagster.lib.dbt import run_dbt
@@ -431,26 +432,36 @@ def test_refresh_job_records_counts_by_status_and_severity(sla, definitions):
 
 def test_refresh_schedule_waits_for_its_inputs_on_a_fresh_database(sla, definitions, pg_info, monkeypatch):
     """On a fresh database the 5-minute refresh would fail (its unit tests read staging views that the first
-    ingestion and automation runs create): it skips, naming what is missing, then runs once they exist."""
+    ingestion and automation runs create): it skips, naming what is missing, then runs once they exist. A build
+    already queued makes it skip too (that build evaluates at the instant it starts)."""
     import psycopg
 
     schedule = definitions.resolve_schedule_def("sla_refresh_schedule")
     repository = definitions.get_repository_def()
-    instance = dg.DagsterInstance.ephemeral()
-    with dg.build_schedule_context(
-        instance=instance, resources={"database": Database()}, repository_def=repository
-    ) as ctx:
-        ready = schedule.evaluate_tick(ctx)
-    assert len(ready.run_requests) == 1 and ready.skip_message is None  # this module built everything it reads
+    # A persistent instance: the schedule looks up queued SLA builds, which an ephemeral one cannot answer.
+    with dg.instance_for_test() as instance:
 
-    fresh = "e2a_schedule_fresh"
-    with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{fresh}" with (force)')
-        conn.execute(f'create database "{fresh}"')
-    monkeypatch.setenv("E2A_DATABASE_URL", pg_info.with_dbname(fresh).url())
-    with dg.build_schedule_context(
-        instance=instance, resources={"database": Database()}, repository_def=repository
-    ) as ctx:
-        tick = schedule.evaluate_tick(ctx)
-    assert tick.run_requests == [] and "staging.stg_landing__order_events" in tick.skip_message
-    assert "reference.tenants" in tick.skip_message  # the seeds are not loaded either
+        def tick():
+            with dg.build_schedule_context(
+                instance=instance, resources={"database": Database()}, repository_def=repository
+            ) as ctx:
+                return schedule.evaluate_tick(ctx)
+
+        ready = tick()
+        assert len(ready.run_requests) == 1 and ready.skip_message is None  # this module built all it reads
+
+        queued = instance.create_run_for_job(
+            repository.get_job("refresh_sla_job"), tags=dict(SLA_BUILD_TAGS), status=dg.DagsterRunStatus.NOT_STARTED
+        )
+        waiting = tick()
+        assert waiting.run_requests == [] and queued.run_id[:8] in waiting.skip_message
+        instance.delete_run(queued.run_id)
+
+        fresh = "e2a_schedule_fresh"
+        with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{fresh}" with (force)')
+            conn.execute(f'create database "{fresh}"')
+        monkeypatch.setenv("E2A_DATABASE_URL", pg_info.with_dbname(fresh).url())
+        empty = tick()
+    assert empty.run_requests == [] and "staging.stg_landing__order_events" in empty.skip_message
+    assert "reference.tenants" in empty.skip_message  # the seeds are not loaded either
