@@ -1,12 +1,18 @@
-"""Helpers for writing test inputs (no logic under test lives here)."""
+"""Helpers for writing test inputs and running the CLI as a user does (no logic under test lives here)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import psycopg
+
 from e2a_dagster.lib.events import FIELDS
+from e2a_dagster.lib.settings import PROJECT_ROOT
 
 
 def write_jsonl(path: Path, records: list[dict | str]) -> Path:
@@ -62,3 +68,31 @@ def order_timeline(
         ev("picked_up", "carrier", "16:20:00", carrier="ups"),
         ev("delivered", "carrier", "15:00:00", carrier="ups", **{"occurred_at": f"2026-03-04T15:00:00{offset}"}),
     ]
+
+
+def e2a(env: dict, *args: str, text: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``e2a ARGS`` in a subprocess of this venv's interpreter, never raising on a non-zero exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "e2a_dagster.cli", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=text,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def fresh_database(pg_info, name: str) -> str:
+    """A new empty database ``name`` on the session's server; returns its URL."""
+    with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    return pg_info.with_dbname(name).url()
+
+
+def cli_environment(home: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a user's shell: none of the session's E2A_/DAGSTER_ settings, a home of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("E2A_", "DAGSTER_HOME"))}
+    env.update({"E2A_HOME": str(home), "E2A_DATABASE_URL": database_url, **extra})
+    return env

@@ -1,60 +1,27 @@
 """Backtests are side-effect free (issue 16): ``e2a run --as-of`` after a live ``e2a run``, run as a user runs
-them (subprocesses), on a database of its own. Every live table (raw, staging views, intermediate, marts,
-actions, ops, reference), the reports and the Dagster instance are byte-for-byte what they were."""
+them (subprocesses), on the session's simulated home (tests/e2e/conftest.py). Every live table (raw, staging
+views, intermediate, marts, actions, ops, reference), the reports and the Dagster instance are byte-for-byte what
+they were."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from e2a_dagster.lib.settings import PROJECT_ROOT
+from tests.helpers import e2a
 
-DB = "e2a_backtest_test"
-NOW = "2026-04-03T12:00:00+00:00"  # the live system's now: March is complete and invoiced (dated 04-01)
-AS_OF = "2026-04-02T12:00:00+00:00"  # the backtest: a day earlier
+AS_OF = "2026-04-02T12:00:00+00:00"  # the backtest: a day before the live system's now (conftest.NOW)
 LIVE_SCHEMAS = ("raw", "staging", "intermediate", "marts", "actions", "ops", "reference")
 
 
-def e2a(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "e2a_dagster.cli", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
-def live(pg_info, tmp_path_factory):
-    with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{DB}" with (force)')
-        conn.execute(f'create database "{DB}"')
-    home = tmp_path_factory.mktemp("backtest-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("E2A_", "DAGSTER_HOME"))}
-    env.update(
-        {
-            "E2A_HOME": str(home),
-            "E2A_DATABASE_URL": pg_info.with_dbname(DB).url(),
-            "E2A_NOW": NOW,
-            # the daily billing partitions start with the history (02-28): a live run covers ~60 days, not ~460
-            "E2A_BILLING_START": "2026-02-01",
-        }
-    )
-    sim = e2a(env, "simulate", "--orders", "90", "--days", "34", "--seed", "5", "--no-shopify")
-    assert sim.returncode == 0, sim.stderr
-    run = e2a(env, "run")
-    assert run.returncode == 0, run.stdout + run.stderr
-    return {"env": env, "home": home, "url": env["E2A_DATABASE_URL"]}
+def live(simulated_home):
+    assert simulated_home.run.returncode == 0, simulated_home.run.stdout + simulated_home.run.stderr
+    return {"env": simulated_home.env, "home": simulated_home.home, "url": simulated_home.url}
 
 
 def table_digests(url: str) -> dict[str, tuple[int, str]]:
