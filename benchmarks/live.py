@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
+from e2a_dagster.defs.automation import SLA_BUILD_TAG  # noqa: E402
 from e2a_dagster.lib import dev_server  # noqa: E402
 
 BOOTSTRAP_TIMEOUT_S = 600
@@ -125,6 +126,42 @@ class Runs:
         records = self.instance.get_run_records(filters=self.dg.RunsFilter(created_after=since))
         statuses = [r.dagster_run.status.value for r in records]
         return {"launched": len(statuses), "failed": statuses.count("FAILURE"), "queued_now": statuses.count("QUEUED")}
+
+    def phases(self, since: datetime, drops: list[dict]) -> dict:
+        """Where a drop's latency goes: per job, the seconds runs waited in the queue and ran (medians, p95);
+        per drop, the seconds from landing until the ingestion run that took it was created, and from that
+        run's end until the next SLA-model build was created."""
+        records = self.instance.get_run_records(filters=self.dg.RunsFilter(created_after=since))
+        by_job: dict[str, list] = {}
+        for r in records:
+            by_job.setdefault(r.dagster_run.job_name, []).append(r)
+        jobs = {}
+        for job, rs in sorted(by_job.items()):
+            started = [r for r in rs if r.start_time and r.end_time]
+            waits = [r.start_time - r.create_timestamp.timestamp() for r in started]
+            spans = [r.end_time - r.start_time for r in started]
+            jobs[job] = {"runs": len(rs), "queued": summary(waits), "ran": summary(spans)}
+        ingests = sorted(
+            (r for r in records if r.dagster_run.job_name == "ingest_landing_events_job" and r.end_time),
+            key=lambda r: r.create_timestamp,
+        )
+        builds = sorted(
+            (r.create_timestamp.timestamp() for r in records if r.dagster_run.tags.get(SLA_BUILD_TAG)),
+        )
+        to_ingest, to_build = [], []
+        for drop in drops:
+            ingest = next((r for r in ingests if r.create_timestamp.timestamp() >= drop["landed"]), None)
+            if ingest is None:
+                continue
+            to_ingest.append(ingest.create_timestamp.timestamp() - drop["landed"])
+            build = next((b for b in builds if b >= ingest.end_time), None)
+            if build is not None:
+                to_build.append(build - ingest.end_time)
+        return {
+            "by_job": jobs,
+            "landing_to_ingestion_run_created": summary(to_ingest),
+            "ingestion_end_to_sla_build_created": summary(to_build),
+        }
 
     def unmaterialized(self, keys) -> list[str]:
         return sorted(k.to_user_string() for k in keys if self.instance.get_latest_materialization_event(k) is None)
@@ -244,7 +281,14 @@ def measure(product: Product, runs: Runs, home: Path, args) -> dict:
         if now >= next_drop and now < deadline:
             overdue = number % 3 == 0
             _, orders = drop_orders(events_dir, tag, number, datetime.now(UTC), overdue=overdue)
-            pending.append({"at": time.monotonic(), "orders": orders, "overdue": orders[-1] if overdue else None})
+            pending.append(
+                {
+                    "at": time.monotonic(),
+                    "landed": time.time(),
+                    "orders": orders,
+                    "overdue": orders[-1] if overdue else None,
+                }
+            )
             number += 1
             next_drop += args.interval
         for drop in pending:
@@ -285,6 +329,7 @@ def measure(product: Product, runs: Runs, home: Path, args) -> dict:
         "runs": runs.counts(window_start),
         "max_queued": runs.max_queued,
         "cpu_share": round(cpu / (wall * (psutil.cpu_count() or 1)), 3),
+        "phases": runs.phases(window_start, drops),
     }
 
 
