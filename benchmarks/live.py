@@ -130,7 +130,7 @@ class Runs:
     def phases(self, since: datetime, drops: list[dict]) -> dict:
         """Where a drop's latency goes: per job, the seconds runs waited in the queue and ran (medians, p95);
         per drop, the seconds from landing until the ingestion run that took it was created, and from that
-        run's end until the next SLA-model build was created."""
+        run's end until the next SLA-model build was created (none when the ingestion run is that build)."""
         records = self.instance.get_run_records(filters=self.dg.RunsFilter(created_after=since))
         by_job: dict[str, list] = {}
         for r in records:
@@ -154,6 +154,8 @@ class Runs:
             if ingest is None:
                 continue
             to_ingest.append(ingest.create_timestamp.timestamp() - drop["landed"])
+            if ingest.dagster_run.tags.get(SLA_BUILD_TAG):
+                continue  # the ingestion run is the SLA build of its wave (no second run to wait for)
             build = next((b for b in builds if b >= ingest.end_time), None)
             if build is not None:
                 to_build.append(build - ingest.end_time)

@@ -33,6 +33,15 @@ def list_files(directory: Path, suffixes: Iterable[str]) -> list[FileStamp]:
     return stamps
 
 
+def job_assets(context: dg.SensorEvaluationContext, job_name: str) -> list[dg.AssetKey] | None:
+    """The assets of ``job_name``, named on each request: a run that names them tells automation they were built
+    together (``executed_with_root_target``), so it does not rebuild them again. None for a context without a
+    repository (a bare test context): such a run covers the job's whole selection all the same."""
+    if context.repository_def is None:
+        return None
+    return sorted(context.repository_def.get_job(job_name).asset_layer.selected_asset_keys)
+
+
 def landing_file_sensor(
     *,
     name: str,
@@ -66,12 +75,14 @@ def landing_file_sensor(
             return dg.SensorResult(skip_reason=f"{what}: {runs.describe(latest.dagster_run)}", cursor=advanced.dump())
         if taken:
             tags = {"e2a/files": str(len(taken)), "e2a/first_file": taken[0].name, "e2a/last_file": taken[-1].name}
-            request = dg.RunRequest(run_key=run_key(kind, taken), tags=tags)
+            assets = job_assets(context, job_name)
+            request = dg.RunRequest(run_key=run_key(kind, taken), tags=tags, asset_selection=assets)
             return dg.SensorResult(run_requests=[request], cursor=advanced.dump())
         retry = runs.retry_key(latest)
         if retry is not None:
             # The last run was cancelled or failed: whatever it should have loaded is still pending.
-            return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"{kind}:{retry}")], cursor=advanced.dump())
+            request = dg.RunRequest(run_key=f"{kind}:{retry}", asset_selection=job_assets(context, job_name))
+            return dg.SensorResult(run_requests=[request], cursor=advanced.dump())
         return dg.SkipReason(f"no new files in {directory}")
 
     return _sensor

@@ -95,6 +95,19 @@ DAILY_AFTER_CHECKS = (
 # selects only them, leaving out every other asset's checks (dbt tests, GX suites) in that run.
 WITH_ITS_ASSET = AC.any_deps_match(AC.will_be_requested()).with_label("with_its_asset")
 
+# What a batch of landing events sets off, built in the ingestion run itself (``ingest_landing_events_job``):
+# everything downstream of raw.order_events that rebuilds on new data (the SLA models, KPIs, narratives,
+# notifications), not the views (nothing to rebuild), not the invoice guard's models (``reconcile_invoices_job``
+# chooses their days) and not the daily radar page. One run per wave, one process and one dbt command fewer
+# than a separate automation run: the automation sensor sees them built with their root and asks for nothing.
+# The blocking checks on raw.order_events gate them within the run, as they gate a wave between runs.
+EVENTS_WAVE = (
+    dg.AssetSelection.assets(["raw", "order_events"]).downstream()
+    - VIEWS
+    - dg.AssetSelection.assets(["intermediate", "int_billable_activities_metered"]).downstream()
+    - dg.AssetSelection.assets(["reports", "sla_radar"])
+)
+
 # The run tag of every build of the live-incremental SLA models; the run queue runs one at a time (their
 # `built_at` change marker needs it) and coalesces the rest.
 SLA_BUILD_TAG = "e2a/sla_models"

@@ -75,6 +75,11 @@ def dbt_steps(definitions: dg.Definitions, request: dg.RunRequest) -> list[str]:
     return [n.name for n in subset.graph.nodes if n.name.startswith("e2a_dbt_models")]
 
 
+def sensor_context(definitions: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
+    """A sensor's context as the daemon gives it: with the repository (requests name their job's assets)."""
+    return dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=definitions.get_repository_def())
+
+
 def evaluate_schedule(definitions: dg.Definitions, instance: dg.DagsterInstance):
     from e2a_dagster.defs.resources import Database
 
@@ -116,7 +121,7 @@ def live_db(pg_info, dbt_manifest):
     patch.undo()
 
 
-def test_a_burst_of_files_is_one_ingestion_run_and_one_rebuild(live_db, definitions, tmp_path, monkeypatch):
+def test_a_burst_of_files_is_one_run_that_ingests_and_rebuilds(live_db, definitions, tmp_path, monkeypatch):
     from sensors.landing_events import landing_events_sensor
 
     events = tmp_path / "events"
@@ -154,7 +159,7 @@ def test_a_burst_of_files_is_one_ingestion_run_and_one_rebuild(live_db, definiti
         for i in range(50):
             path = write_jsonl(events / f"burst-{i:02d}.jsonl", paid_order(f"LIVE-{i:02d}"))
             os.utime(path, ns=(1_000 * SEC + i, 1_000 * SEC + i))  # settled
-        tick = landing_events_sensor(dg.build_sensor_context(instance=instance, cursor=None))
+        tick = landing_events_sensor(sensor_context(definitions, instance, None))
         (request,) = tick.run_requests
         assert request.run_key.startswith("events:burst-00.jsonl..burst-49.jsonl:")
 
@@ -165,33 +170,38 @@ def test_a_burst_of_files_is_one_ingestion_run_and_one_rebuild(live_db, definiti
         )
         path = write_jsonl(events / "burst-50.jsonl", paid_order("LIVE-50"))
         os.utime(path, ns=(2_000 * SEC, 2_000 * SEC))
-        waiting = landing_events_sensor(dg.build_sensor_context(instance=instance, cursor=tick.cursor))
+        waiting = landing_events_sensor(sensor_context(definitions, instance, tick.cursor))
         assert waiting.run_requests == [] and "will take it" in waiting.skip_reason.skip_message
         # `e2a dev` stops and cancels the queued run: its files are asked for again, once.
         instance.report_run_canceled(queued)
-        retry = landing_events_sensor(dg.build_sensor_context(instance=instance, cursor=waiting.cursor))
+        retry = landing_events_sensor(sensor_context(definitions, instance, waiting.cursor))
         (again,) = retry.run_requests
         assert again.run_key == f"events:retry-after-cancel:{queued.run_id}"
-        ingested = job.execute_in_process(instance=instance, tags={**again.tags, "dagster/run_key": again.run_key})
-        (loaded,) = ingested.asset_materializations_for_node("raw__order_events")
-        assert loaded.metadata["files"].value == 51 and loaded.metadata["events_loaded"].value == 102
-        idle = landing_events_sensor(dg.build_sensor_context(instance=instance, cursor=retry.cursor))
-        assert isinstance(idle, dg.SkipReason) and "no new files" in idle.skip_message
-
-        # The wave: one run, one dbt command, for everything downstream of the new events (not the views, the
-        # seeds or the calendar); then nothing until new data.
-        (wave,) = automation.tick()
-        keys = {k.to_user_string() for k in wave.asset_selection}
+        # The run is the wave: it loads the files, then rebuilds everything downstream of the new events in one
+        # dbt command (not the views, the seeds, the calendar or the invoice guard's models).
+        keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
         assert {
+            "raw/order_events",
             "intermediate/int_orders_milestoned",
             "marts/fct_sla_evaluations",
             "actions/exception_narratives",
             "actions/notifications",  # the marts' blocking checks gate it within the run
         } <= keys
-        assert not any(k.startswith(("reference/", "staging/")) for k in keys)
-        assert "marts/fct_sla_exceptions" not in keys  # a view
-        assert len(dbt_steps(definitions, wave)) == 1
-        execute(definitions, instance, wave)
+        assert not any(k.startswith(("reference/", "staging/", "reports/")) for k in keys)
+        assert not {"marts/fct_sla_exceptions", "marts/fct_invoice_reconciliation"} & keys  # a view; invoice guard
+        assert len([n for n in job.graph.nodes if n.name.startswith("e2a_dbt_models")]) == 1
+        assert set(request.asset_selection) == set(again.asset_selection) == job.asset_layer.selected_asset_keys
+        ingested = job.execute_in_process(
+            instance=instance,
+            asset_selection=again.asset_selection,
+            tags={**again.tags, "dagster/run_key": again.run_key},
+        )
+        assert ingested.success
+        (loaded,) = ingested.asset_materializations_for_node("raw__order_events")
+        assert loaded.metadata["files"].value == 51 and loaded.metadata["events_loaded"].value == 102
+        idle = landing_events_sensor(sensor_context(definitions, instance, retry.cursor))
+        assert isinstance(idle, dg.SkipReason) and "no new files" in idle.skip_message
+        # Built with their root: automation asks for nothing more until new data.
         assert automation.tick() == []
 
         # The 5-minute refresh names its assets (so automation knows they were rebuilt together and does not

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from e2a_dagster.defs.automation import EVENTS_WAVE, SLA_BUILD_TAGS
 from e2a_dagster.defs.resources import Database, LandingZone
 from e2a_dagster.lib.ingest import (
     files_to_load,
@@ -77,7 +78,9 @@ def order_events(
 
 ingest_landing_events_job = dg.define_asset_job(
     "ingest_landing_events_job",
-    selection=dg.AssetSelection.assets(order_events),
-    tags={INGEST_TAG: "events"},
-    description="Load every landing-zone event file not loaded yet (requested by landing_events_sensor).",
+    selection=EVENTS_WAVE,
+    # An SLA build too: the queue runs it after (never beside) another one, and the 5-minute refresh waits.
+    tags={INGEST_TAG: "events", **SLA_BUILD_TAGS},
+    description="Load every landing-zone event file not loaded yet (requested by landing_events_sensor), then "
+    "rebuild what they reach: the SLA models, KPIs, narratives and notifications (defs/automation.py EVENTS_WAVE).",
 )
