@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import reference_dir
 
 STAGES = ("pick", "pack", "ship", "deliver")
 RULE_FOR_STAGE = {"pick": "duration", "pack": "duration", "ship": "cutoff", "deliver": "transit_days"}
@@ -208,8 +208,9 @@ class _Lint:
                     )
 
 
-def lint_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Finding]:
+def lint_seeds(seeds_dir: Path | None = None) -> list[Finding]:
     """Every finding in the reference data of ``seeds_dir``, errors first, then by file and line."""
+    seeds_dir = seeds_dir or reference_dir()
     lint = _Lint(seeds_dir)
 
     # tenants ------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from faker import Faker
 
 from e2a_dagster.lib import clock
 from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import reference_dir
 from e2a_dagster.lib.sim_billing import (
     BillableOrder,
     RateCards,
@@ -147,10 +147,11 @@ class Simulator:
         tag: str | None = None,
         shopify_tenant: str | None = None,
         shopify_share: float = 0.5,
-        seeds_dir: Path = SEEDS_DIR,
+        seeds_dir: Path | None = None,
         sla: SlaReference | None = None,
     ):
         self.reference = reference
+        seeds_dir = seeds_dir or reference_dir()
         self.seed = seed
         self.rng = random.Random(seed)
         self.anomalies = max(0.0, min(1.0, anomalies))
