@@ -252,6 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     as_of = _parse_as_of(args.as_of)
     if args.into and as_of is None:
         raise SystemExit("e2a: --into names a backtest: give the instant with --as-of")
+    check_reference()
     settings = load_settings()
     info = _prepare(settings)
     if as_of is not None:
@@ -410,6 +411,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # background job of a script is).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+    check_reference()
     settings = load_settings()
     info = _prepare(settings)
     print(f"[e2a] database: {redact(info.url())}")
@@ -732,6 +734,34 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from e2a_dagster.lib.reference import ReferenceError, write_starter
+
+    try:
+        written = write_starter(Path(args.folder))
+    except ReferenceError as exc:
+        raise ConfigError(str(exc)) from exc
+    folder = written[0].parent
+    print(f"[e2a] wrote {len(written)} files into {folder} (a copy of the demo data; README.md says what to change)")
+    print(f"[e2a] use it: export E2A_REFERENCE_DIR={folder}; then `e2a lint` and `e2a run`")
+    return 0
+
+
+def check_reference() -> None:
+    """Stop before anything runs when the reference folder has errors (a missing file, a bad header or value):
+    each as ``file:line`` with its fix, never a traceback deep in a run."""
+    from e2a_dagster.lib.lint import lint_seeds
+    from e2a_dagster.lib.settings import reference_dir
+
+    folder = reference_dir()
+    if not folder.is_dir():
+        raise ConfigError(f"reference folder {folder} (E2A_REFERENCE_DIR) does not exist: `e2a init {folder}`")
+    errors = [f for f in lint_seeds(folder) if f.severity == "error"]
+    if errors:
+        lines = "\n".join(f"  {f.format()}" for f in errors)
+        raise ConfigError(f"the reference data in {folder} has {len(errors)} error(s) (`e2a lint`):\n{lines}")
+
+
 def cmd_lint(args: argparse.Namespace) -> int:
     from e2a_dagster.lib.lint_cli import lint_command
 
@@ -830,8 +860,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--interval", type=float, default=2.0, help="--live: seconds between writes")
     sim.set_defaults(func=cmd_simulate)
 
-    lint = sub.add_parser("lint", help="lint the reference data in seeds/ (file:line, fix hints)")
-    lint.add_argument("--seeds", help="the seeds folder to lint (default: the project's seeds/)")
+    init = sub.add_parser("init", help="write a starter reference folder (a copy of the demo data, with a README)")
+    init.add_argument("folder", help="the folder to write (new or empty); then set E2A_REFERENCE_DIR to it")
+    init.set_defaults(func=cmd_init)
+
+    lint = sub.add_parser("lint", help="lint the reference data (E2A_REFERENCE_DIR, else seeds/; file:line, fix hints)")
+    lint.add_argument("--seeds", help="the folder to lint (default: E2A_REFERENCE_DIR, else the project's seeds/)")
     lint.add_argument("--ai", action="store_true", help="add LLM suggestions and executed test scenarios")
     lint.add_argument("--json", action="store_true", help="print the findings as JSON")
     lint.set_defaults(func=cmd_lint)

@@ -11,7 +11,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import PrivateAttr
 
 from e2a_dagster.lib.database import ConnectionInfo, make_engine, resolve_connection
-from e2a_dagster.lib.dbt import dbt_executable
+from e2a_dagster.lib.dbt import dbt_executable, reference_env
 from e2a_dagster.lib.llm import LLMConfig, config_from_env
 from e2a_dagster.lib.notify import WebhookClient
 from e2a_dagster.lib.reference import Reference
@@ -49,6 +49,7 @@ class Database(dg.ConfigurableResource):
             self._engine = make_engine(self.info)
             migrate(self._engine)
             os.environ.update(self.info.dbt_env())
+            os.environ.update(reference_env())  # dbt's seed-paths: the reference folder, absolute
         return self._engine
 
     def export_dbt_env(self) -> None:

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
 from e2a_dagster.lib.database import ConnectionInfo
 from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.settings import DBT_PROJECT_DIR, SEEDS_DIR
+from e2a_dagster.lib.settings import DBT_PROJECT_DIR, reference_dir
 
 DEFAULT_NAME = "backtest"
 # What dbt builds (seeds included: the backtest prices with its own copy of the reference data) and what the
@@ -234,7 +234,7 @@ def run_backtest(
 
     first, last = calendar_window(as_of.date(), *data_range(engine))
     days = write_calendar(
-        engine, calendar_from_seeds(SEEDS_DIR, first, last), table=f"{schemas['reference']}.warehouse_calendar"
+        engine, calendar_from_seeds(reference_dir(), first, last), table=f"{schemas['reference']}.warehouse_calendar"
     )
     say(f"warehouse calendar {first}..{last} ({days} days) into {schemas['reference']}")
     say(f"dbt build into {schemas['marts']} (as_of {as_of.isoformat()})")

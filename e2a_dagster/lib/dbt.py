@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from e2a_dagster.lib.database import ConnectionInfo
-from e2a_dagster.lib.settings import DBT_PROJECT_DIR
+from e2a_dagster.lib.settings import DBT_PROJECT_DIR, REFERENCE_ENV, reference_dir
 
 TARGET = DBT_PROJECT_DIR / "target"
 MANIFEST = TARGET / "manifest.json"
@@ -53,6 +53,7 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_TARGET_PATH": str(target_path),
         "DBT_LOG_PATH": str(target_path),
+        **reference_env(),
     }
     if info is not None:
         env.update(info.dbt_env())
@@ -62,6 +63,13 @@ def run_dbt(
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise RuntimeError(f"`dbt {' '.join(args)}` failed:\n{tail}")
     return proc
+
+
+def reference_env() -> dict[str, str]:
+    """``E2A_REFERENCE_DIR``, made absolute, for dbt (``dbt_project.yml`` ``seed-paths``; a relative path would be
+    read from ``dbt_project/``). Unset stays unset: dbt's default is the repository's ``seeds/``, so every dbt
+    command (ours and Dagster's) sees the same project configuration and partial parsing holds."""
+    return {REFERENCE_ENV: str(reference_dir())} if os.environ.get(REFERENCE_ENV) else {}
 
 
 def seed_partial_parse(target_path: Path) -> None:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import reference_dir
 
 STAGES = ("pick", "pack", "ship", "deliver")
 RULE_FOR_STAGE = {"pick": "duration", "pack": "duration", "ship": "cutoff", "deliver": "transit_days"}
@@ -208,8 +208,16 @@ class _Lint:
                     )
 
 
-def lint_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Finding]:
+def is_iso_currency(code: str) -> bool:
+    """An active ISO 4217 code (Babel's CLDR list: JPY, CHF, BRL, ...); no list of supported currencies here."""
+    from babel.numbers import list_currencies
+
+    return bool(re.fullmatch(r"[A-Z]{3}", code)) and code in list_currencies()
+
+
+def lint_seeds(seeds_dir: Path | None = None) -> list[Finding]:
     """Every finding in the reference data of ``seeds_dir``, errors first, then by file and line."""
+    seeds_dir = seeds_dir or reference_dir()
     lint = _Lint(seeds_dir)
 
     # tenants ------------------------------------------------------------------------------------------------
@@ -240,7 +248,7 @@ def lint_seeds(seeds_dir: Path = SEEDS_DIR) -> list[Finding]:
                 "use lower-case letters, digits, '_' or '-'",
             )
         lint.zone("tenants.csv", line, "time_zone", r["time_zone"])
-        if not re.fullmatch(r"[A-Z]{3}", r["currency"]):
+        if not is_iso_currency(r["currency"]):
             lint.error(
                 "tenants.csv",
                 line,

@@ -33,7 +33,7 @@ from e2a_dagster.lib.lint import Finding
 from e2a_dagster.lib.llm import LLMClient, LLMConfig, LLMError
 from e2a_dagster.lib.prompts import Prompt
 from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.settings import DBT_PROJECT_DIR, SEEDS_DIR
+from e2a_dagster.lib.settings import DBT_PROJECT_DIR, reference_dir
 
 # Scenario builds parse the project with scratch schemas; their artifacts go here, so the project's own
 # target/manifest.json (what Dagster loads, and where the real schemas are read from) is never replaced.
@@ -237,7 +237,7 @@ def _write_scenario_calendar(engine: sa.Engine, table: str, scenarios: Sequence[
     if not dates:
         return
     first, last = min(dates) - timedelta(days=31), max(dates) + timedelta(days=31)
-    write_calendar(engine, calendar_from_seeds(SEEDS_DIR, first, last), table=table)
+    write_calendar(engine, calendar_from_seeds(reference_dir(), first, last), table=table)
 
 
 @dataclass
@@ -251,7 +251,7 @@ class AIReview:
 def ai_review(
     config: LLMConfig,
     findings: list[Finding],
-    seeds_dir: Path = SEEDS_DIR,
+    seeds_dir: Path | None = None,
     *,
     max_suggestions: int = 10,
     max_scenarios: int = 5,
@@ -260,6 +260,7 @@ def ai_review(
     """Ask the LLM for suggestions and scenarios. Its answer is checked for shape; scenarios are only trusted
     after ``run_scenarios`` executed them."""
     prompt = Prompt.load("policy_lint")
+    seeds_dir = seeds_dir or reference_dir()
     files = {name: (seeds_dir / name).read_text(encoding="utf-8") for name in LINT_FILES if (seeds_dir / name).exists()}
     system, user = prompt.render(
         findings=[f.as_dict() for f in findings],

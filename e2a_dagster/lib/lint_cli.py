@@ -8,11 +8,11 @@ from pathlib import Path
 
 from e2a_dagster.lib.lint import has_errors, lint_seeds
 from e2a_dagster.lib.reports import text_table
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import reference_dir
 
 
 def lint_command(seeds_dir: Path | None, *, ai: bool = False, as_json: bool = False) -> int:
-    seeds = (seeds_dir or SEEDS_DIR).resolve()
+    seeds = (seeds_dir or reference_dir()).resolve()
     findings = lint_seeds(seeds)
     errors = sum(f.severity == "error" for f in findings)
     report: dict = {"seeds": str(seeds), "findings": [f.as_dict() for f in findings]}

@@ -35,7 +35,7 @@ from e2a_dagster.lib.clock import now as clock_now
 from e2a_dagster.lib.llm import LLMClient, LLMConfig, LLMError
 from e2a_dagster.lib.llm_guard import CircuitBreaker, Clock, TokenBudget, estimate_tokens
 from e2a_dagster.lib.prompts import Prompt
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import reference_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ class NarrativeReference:
     transit_days: dict[tuple[str, str], int]
 
     @classmethod
-    def load(cls, seeds_dir: Path = SEEDS_DIR) -> NarrativeReference:
+    def load(cls, seeds_dir: Path | None = None) -> NarrativeReference:
+        seeds_dir = seeds_dir or reference_dir()
         rows = {
             name: [r for _, r in _csv(seeds_dir / f"{name}.csv")]
             for name in (
@@ -971,7 +972,7 @@ def run_narratives(
     schema: str = "marts",
     raw_schema: str = "raw",
     actions_schema: str = "actions",
-    seeds_dir: Path = SEEDS_DIR,
+    seeds_dir: Path | None = None,
     prompt: Prompt | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], None] | None = None,

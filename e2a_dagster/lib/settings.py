@@ -10,7 +10,18 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# The demo reference data that ships with E²A; an operator's own lives in ``E2A_REFERENCE_DIR`` (reference_dir).
 SEEDS_DIR = PROJECT_ROOT / "seeds"
+REFERENCE_ENV = "E2A_REFERENCE_DIR"
+
+
+def reference_dir(environ: dict[str, str] | None = None) -> Path:
+    """The folder of reference CSV files (same names and columns as ``seeds/``): ``E2A_REFERENCE_DIR``, read
+    when asked for, else the repository's ``seeds/`` (the demo). Every reader (dbt seeds, the calendar, lint,
+    narratives, the simulator, the code location, the CLI) resolves it here."""
+    env = os.environ if environ is None else environ
+    value = env.get(REFERENCE_ENV)
+    return Path(value).expanduser().resolve() if value else SEEDS_DIR
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from e2a_dagster.lib.billing import FIELDS as BILLING_FIELDS
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import reference_dir
 from e2a_dagster.lib.sim_sla import _rows
 
 CENT = Decimal("0.01")
@@ -84,7 +84,8 @@ class Invoice:
 
 
 class RateCards:
-    def __init__(self, seeds_dir: Path = SEEDS_DIR):
+    def __init__(self, seeds_dir: Path | None = None):
+        seeds_dir = seeds_dir or reference_dir()
         self.rows = _rows(seeds_dir / "rate_cards.csv")
         self.credit_terms = _rows(seeds_dir / "sla_credit_terms.csv")
         self.tenants = {r["tenant_id"]: r for r in _rows(seeds_dir / "tenants.csv")}

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import reference_dir
 
 BOUNDARY = timedelta(minutes=1)  # closer than this to a due/at-risk boundary: too close to call
 
@@ -149,7 +149,8 @@ class Policy:
 class SlaReference:
     """The seeds the SLA rules read."""
 
-    def __init__(self, seeds_dir: Path = SEEDS_DIR):
+    def __init__(self, seeds_dir: Path | None = None):
+        seeds_dir = seeds_dir or reference_dir()
         exceptions = _rows(seeds_dir / "calendar_exceptions.csv")
         self.calendars = {
             r["warehouse_id"]: BusinessCalendar(r, exceptions) for r in _rows(seeds_dir / "warehouses.csv")

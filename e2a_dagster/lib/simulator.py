@@ -38,10 +38,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from faker import Faker
+from faker.config import AVAILABLE_LOCALES
 
 from e2a_dagster.lib import clock
 from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import reference_dir
 from e2a_dagster.lib.sim_billing import (
     BillableOrder,
     RateCards,
@@ -56,9 +57,10 @@ from e2a_dagster.lib.sim_sla import Milestones, SlaReference, _rows, evaluate
 SERVICE_MIX = (("ground", 0.7), ("express", 0.22), ("overnight", 0.08))
 TRANSIT_DAYS = {"ground": 5, "express": 2, "overnight": 1}
 TRANSIT_DAYS_FACTOR = {"ground": 1.0, "express": 1.8, "overnight": 3.2}
-CARRIERS = {"USD": ("ups", "fedex", "usps"), "EUR": ("dhl", "dpd")}
+# Demo flavour by the warehouse country; any other country simulates with the generic fallback (no list of
+# supported countries: the reference folder alone decides where warehouses are).
+CARRIERS = {"US": ("ups", "fedex", "usps"), "DE": ("dhl", "dpd")}
 SHOPIFY_SHIPPING = {"ground": "Standard Shipping", "express": "Express (2 Day)", "overnight": "Overnight"}
-FAKER_LOCALES = {"USD": "en_US", "EUR": "de_DE"}
 ANOMALY_KINDS = ("duplicate", "out_of_order", "late_arrival", "missing_scan", "split_identifier")
 # Order intake by local hour (peaks late morning and evening); weekends and holidays are quieter.
 HOUR_WEIGHTS = (
@@ -147,10 +149,11 @@ class Simulator:
         tag: str | None = None,
         shopify_tenant: str | None = None,
         shopify_share: float = 0.5,
-        seeds_dir: Path = SEEDS_DIR,
+        seeds_dir: Path | None = None,
         sla: SlaReference | None = None,
     ):
         self.reference = reference
+        seeds_dir = seeds_dir or reference_dir()
         self.seed = seed
         self.rng = random.Random(seed)
         self.anomalies = max(0.0, min(1.0, anomalies))
@@ -168,8 +171,9 @@ class Simulator:
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
-    def faker(self, currency: str) -> Faker:
-        locale = FAKER_LOCALES.get(currency, "en_US")
+    def faker(self, country: str) -> Faker:
+        """Names and addresses of the warehouse's country: the first Faker locale of that country, else en_US."""
+        locale = next((loc for loc in sorted(AVAILABLE_LOCALES) if loc.endswith(f"_{country}")), "en_US")
         if locale not in self._fakers:
             fake = Faker(locale)
             fake.seed_instance(self.seed)
@@ -229,7 +233,8 @@ class Simulator:
         currency = self.reference.tenants[tenant]["currency"]
         shopify = tenant == self.shopify_tenant and rng.random() < self.shopify_share
         order_id = str(self._shopify_id(n)) if shopify else f"{tenant[:2].upper()}-{self.tag}-{n:06d}"
-        carrier = rng.choice(CARRIERS.get(currency, ("ups",)))
+        country = self.reference.warehouses.get(cal.warehouse_id, {}).get("country", "").upper()
+        carrier = rng.choice(CARRIERS.get(country, ("ups",)))
         service = rng.choices([s for s, _ in SERVICE_MIX], [w for _, w in SERVICE_MIX])[0]
         order = SimOrder(tenant, order_id, "shopify" if shopify else "landing", cal.warehouse_id, carrier, service)
         units = rng.choice((1, 1, 1, 2, 2, 3, 4, 6))
@@ -343,17 +348,25 @@ class Simulator:
         if "return_received" in t:
             ev.append(self._event(order, "return_received", "wms", t["return_received"], **wh))
         if shopify:
-            self._shopify(order, t, units=units, lines=lines, tracking=tracking, currency=currency)
+            self._shopify(order, t, units=units, lines=lines, tracking=tracking, currency=currency, country=country)
         if self.anomalies and rng.random() < self.anomalies:
             self._anomaly(order, rng.choice(ANOMALY_KINDS))
         return order
 
     def _shopify(
-        self, order: SimOrder, t: dict[str, datetime], *, units: int, lines: int, tracking: str, currency: str
+        self,
+        order: SimOrder,
+        t: dict[str, datetime],
+        *,
+        units: int,
+        lines: int,
+        tracking: str,
+        currency: str,
+        country: str,
     ) -> None:
         """Shopify order versions: created (paid at checkout), cancelled, fulfilled, in transit, delivered."""
         rng = self.rng
-        fake = self.faker(currency)
+        fake = self.faker(country)
         n = self._order_no
         first, last = fake.first_name(), fake.last_name()
         address = {
@@ -363,7 +376,7 @@ class Simulator:
             "address1": fake.street_address(),
             "city": fake.city(),
             "zip": fake.postcode(),
-            "country_code": "US" if currency == "USD" else "DE",
+            "country_code": country or "US",
             "phone": fake.phone_number(),
         }
         quantities = [1] * lines

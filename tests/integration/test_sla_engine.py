@@ -128,6 +128,9 @@ def build_cases(o: Orders) -> None:
     o.add("twice", "order_paid", "2026-03-05T09:00:00-05:00")
     o.add("twice", "pick_completed", "2026-03-05T12:00:00-05:00", source="scanner", suffix="-b")
     o.add("twice", "pick_completed", "2026-03-05T10:30:00-05:00")
+    # Odd timeline of a real feed: handed to the carrier at 09:00, an hour before payment was approved.
+    o.add("early_pickup", "order_paid", "2026-03-11T10:00:00-04:00")
+    o.add("early_pickup", "carrier_pickup", "2026-03-11T09:00:00-04:00", carrier="ups")
 
 
 def _evaluations(engine, prefix: str) -> dict[tuple[str, str], dict]:
@@ -261,6 +264,9 @@ EXPECTED_AT_AS_OF = {
     ("earliest", "ship"): ("2026-03-04T23:00:00+00:00", "met"),
     # pick_completed twice (10:30 and, from another source, 12:00): the earliest counts -> met
     ("twice", "pick"): ("2026-03-05T16:00:00+00:00", "met"),
+    # Paid Wed 10:00 EDT, before the cutoff -> due at Wednesday's close 18:00 EDT; the carrier had it at 09:00,
+    # before the clock started: still evaluated (ended before due -> met), never dropped
+    ("early_pickup", "ship"): ("2026-03-11T22:00:00+00:00", "met"),
 }
 
 
@@ -271,6 +277,31 @@ def test_due_time_and_status_at_as_of(sla, case):
     row = evaluations[case]
     assert (row["due_at"], row["status"]) == (utc(due), status)
     assert row["as_of"] == utc(AS_OF) and row["as_of_is_pinned"] is True
+
+
+def test_a_milestone_before_its_stage_start_is_evaluated_counted_and_reported(sla, engine):
+    evaluations, _ = sla["pinned"]
+    row = evaluations["early_pickup", "ship"]
+    assert row["ended_at"] < row["started_at"]
+    assert (row["started_at"], row["ended_at"]) == (utc("2026-03-11T10:00:00-04:00"), utc("2026-03-11T09:00:00-04:00"))
+    with engine.connect() as conn:
+        # counted in compliance: NJ1 ship stages due on Wednesday 2026-03-11 include it, as met
+        compliance = conn.execute(
+            sa.text(
+                "select due_count, met_count from marts.agg_sla_compliance_daily where tenant_id = 'acme'"
+                " and warehouse_id = 'NJ1' and stage = 'ship' and due_local_date = '2026-03-11'"
+            )
+        ).one()
+        # what the warn-level check fct_sla_evaluations_milestone_not_before_stage_start counts
+        odd = conn.execute(
+            sa.text(
+                "select count(*) from marts.fct_sla_evaluations where order_id = :o"
+                " and not coalesce(ended_at is null or ended_at >= started_at, false)"
+            ),
+            {"o": row["order_id"]},
+        ).scalar_one()
+    assert compliance.due_count >= 1 and compliance.met_count >= 1
+    assert odd == 1
 
 
 def test_policy_resolution_records_policy_and_version(sla):

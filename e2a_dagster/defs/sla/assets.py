@@ -7,7 +7,7 @@ from e2a_dagster.defs.resources import Database
 from e2a_dagster.lib import clock
 from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
 from e2a_dagster.lib.reference import seeds_version
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.settings import reference_dir
 
 CALENDAR_SEEDS = ("warehouses.csv", "calendar_exceptions.csv")
 
@@ -33,7 +33,7 @@ def warehouse_calendar(context: dg.AssetExecutionContext, database: Database) ->
     engine = database.engine
     data_min, data_max = data_range(engine)
     first, last = calendar_window(clock.today(), data_min, data_max)
-    days = list(calendar_from_seeds(SEEDS_DIR, first, last))
+    days = list(calendar_from_seeds(reference_dir(), first, last))
     count = write_calendar(engine, days)
     business = sum(d.is_business_day for d in days)
     context.log.info(f"warehouse calendar {first} .. {last}: {count} days, {business} business days")
