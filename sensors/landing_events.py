@@ -1,5 +1,7 @@
 """``landing_events_sensor``: new files in ``<landing>/events`` → one ingestion run for everything pending."""
 
+import dagster as dg
+
 from e2a_dagster.lib.ingest import EVENT_SUFFIXES
 from sensors.landing_files import landing_file_sensor
 
@@ -10,5 +12,6 @@ landing_events_sensor = landing_file_sensor(
     folder=lambda settings: settings.events_dir,
     suffixes=EVENT_SUFFIXES,
     minimum_interval_seconds=5,
+    loads=dg.AssetKey(["raw", "order_events"]),
     description="Requests one ingestion run for the new event files in the landing zone (none while one is waiting).",
 )

@@ -33,13 +33,23 @@ def list_files(directory: Path, suffixes: Iterable[str]) -> list[FileStamp]:
     return stamps
 
 
-def job_assets(context: dg.SensorEvaluationContext, job_name: str) -> list[dg.AssetKey] | None:
+def job_assets(
+    context: dg.SensorEvaluationContext, job_name: str, loads: dg.AssetKey | None = None
+) -> list[dg.AssetKey] | None:
     """The assets of ``job_name``, named on each request: a run that names them tells automation they were built
-    together (``executed_with_root_target``), so it does not rebuild them again. None for a context without a
-    repository (a bare test context): such a run covers the job's whole selection all the same."""
+    together (``executed_with_root_target``), so it does not rebuild them again. Until every one of them has been
+    built once (a fresh home: the automation sensor's first run builds the seeds, views and models they read),
+    only ``loads``, the asset that loads the files: the rest would fail on relations that do not exist yet, and
+    automation builds it once the data is in. None for a context without a repository (a bare test context):
+    such a run covers the job's whole selection all the same."""
     if context.repository_def is None:
         return None
-    return sorted(context.repository_def.get_job(job_name).asset_layer.selected_asset_keys)
+    keys = sorted(context.repository_def.get_job(job_name).asset_layer.selected_asset_keys)
+    if loads is not None and any(
+        k != loads and context.instance.get_latest_materialization_event(k) is None for k in keys
+    ):
+        return [loads]
+    return keys
 
 
 def landing_file_sensor(
@@ -51,6 +61,7 @@ def landing_file_sensor(
     suffixes: Iterable[str],
     minimum_interval_seconds: int,
     description: str,
+    loads: dg.AssetKey | None = None,
 ) -> dg.SensorDefinition:
     """A sensor asking for one run of ``job_name`` covering every new file in ``folder(settings)``, unless a run
     of it that will still list the folder is waiting."""
@@ -75,13 +86,13 @@ def landing_file_sensor(
             return dg.SensorResult(skip_reason=f"{what}: {runs.describe(latest.dagster_run)}", cursor=advanced.dump())
         if taken:
             tags = {"e2a/files": str(len(taken)), "e2a/first_file": taken[0].name, "e2a/last_file": taken[-1].name}
-            assets = job_assets(context, job_name)
+            assets = job_assets(context, job_name, loads)
             request = dg.RunRequest(run_key=run_key(kind, taken), tags=tags, asset_selection=assets)
             return dg.SensorResult(run_requests=[request], cursor=advanced.dump())
         retry = runs.retry_key(latest)
         if retry is not None:
             # The last run was cancelled or failed: whatever it should have loaded is still pending.
-            request = dg.RunRequest(run_key=f"{kind}:{retry}", asset_selection=job_assets(context, job_name))
+            request = dg.RunRequest(run_key=f"{kind}:{retry}", asset_selection=job_assets(context, job_name, loads))
             return dg.SensorResult(run_requests=[request], cursor=advanced.dump())
         return dg.SkipReason(f"no new files in {directory}")
 
