@@ -43,7 +43,7 @@ run_coordinator:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
-      # one build of the live-incremental SLA models at a time (automation runs, the 5-minute refresh): their
+      # one build of the live-incremental SLA models at a time (ingestion waves, automation runs, the refresh): their
       # built_at change marker needs it, and the automation conditions coalesce what lands meanwhile
       - key: "e2a/sla_models"
         limit: 1

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
 from dagster._core.definitions.automation_tick_evaluation_context import AutomationTickEvaluationContext
 
+from e2a_dagster.defs.automation import SLA_BUILD_TAGS
 from e2a_dagster.lib.database import make_engine
 from tests.helpers import write_jsonl
 
@@ -209,8 +210,15 @@ def test_a_burst_of_files_is_one_run_that_ingests_and_rebuilds(live_db, definiti
         # Built with their root: automation asks for nothing more until new data.
         assert automation.tick() == []
 
-        # The 5-minute refresh names its assets (so automation knows they were rebuilt together and does not
-        # rebuild them again), and asks for nothing while an SLA build is still waiting to start.
+        # The refresh asks for nothing while the wave's statuses are fresh: the wave evaluated every running
+        # stage when it started, so a refresh now would only hold the next wave up in the queue.
+        fresh = evaluate_schedule(definitions, instance)
+        assert fresh.run_requests == [] and ingested.run_id[:8] in fresh.skip_message
+        # As if this wave and the bootstrap's builds had run more than four minutes ago:
+        for run in instance.get_runs(filters=dg.RunsFilter(tags=dict(SLA_BUILD_TAGS))):
+            instance.delete_run(run.run_id)
+        # Then it names its assets (so automation knows they were rebuilt together and does not rebuild them
+        # again), and asks for nothing while an SLA build is still waiting to start.
         schedule = definitions.resolve_schedule_def("sla_refresh_schedule")
         (refresh,) = evaluate_schedule(definitions, instance).run_requests
         assert dg.AssetKey(["marts", "fct_sla_evaluations"]) in refresh.asset_selection

@@ -464,7 +464,8 @@ def test_refresh_job_records_counts_by_status_and_severity(sla, definitions):
 def test_refresh_schedule_waits_for_its_inputs_on_a_fresh_database(sla, definitions, pg_info, monkeypatch):
     """On a fresh database the 5-minute refresh would fail (its unit tests read staging views that the first
     ingestion and automation runs create): it skips, naming what is missing, then runs once they exist. A build
-    already queued makes it skip too (that build evaluates at the instant it starts)."""
+    already queued, or one started in the last four minutes, makes it skip too (a build evaluates at the instant it
+    starts)."""
     import psycopg
 
     schedule = definitions.resolve_schedule_def("sla_refresh_schedule")
@@ -486,7 +487,20 @@ def test_refresh_schedule_waits_for_its_inputs_on_a_fresh_database(sla, definiti
         )
         waiting = tick()
         assert waiting.run_requests == [] and queued.run_id[:8] in waiting.skip_message
+        # Once it has started it evaluated at its start: for four minutes the statuses are fresh without a
+        # refresh (under a steady feed the ingestion waves keep them so); a failed build does not count.
+        instance.report_run_failed(queued)
+        assert len(tick().run_requests) == 1
         instance.delete_run(queued.run_id)
+        started = instance.create_run_for_job(
+            repository.get_job("ingest_landing_events_job"),
+            tags=dict(SLA_BUILD_TAGS),
+            status=dg.DagsterRunStatus.STARTED,
+        )
+        fresh_enough = tick()
+        assert fresh_enough.run_requests == [] and "statuses are fresh" in fresh_enough.skip_message
+        assert started.run_id[:8] in fresh_enough.skip_message
+        instance.delete_run(started.run_id)
 
         fresh = "e2a_schedule_fresh"
         with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:

@@ -3,9 +3,12 @@
 import dagster as dg
 
 
-def test_refresh_schedule_runs_the_sla_models_every_five_minutes(definitions):
+def test_refresh_schedule_looks_every_minute_for_statuses_older_than_four_minutes(definitions):
+    from e2a_dagster.defs.sla.schedules import FRESH_FOR
+
     schedule = definitions.resolve_schedule_def("sla_refresh_schedule")
-    assert schedule.cron_schedule == "*/5 * * * *"
+    # every minute, a build when none started in the last 4: no status older than 5 minutes
+    assert schedule.cron_schedule == "* * * * *" and FRESH_FOR.total_seconds() == 4 * 60
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     job = definitions.resolve_job_def("refresh_sla_job")
     keys = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}

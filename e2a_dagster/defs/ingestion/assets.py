@@ -79,8 +79,10 @@ def order_events(
 ingest_landing_events_job = dg.define_asset_job(
     "ingest_landing_events_job",
     selection=EVENTS_WAVE,
-    # An SLA build too: the queue runs it after (never beside) another one, and the 5-minute refresh waits.
-    tags={INGEST_TAG: "events", **SLA_BUILD_TAGS},
+    # An SLA build too: the queue runs it after (never beside) another one, and the refresh waits. It
+    # goes first among the queued SLA builds (an automation run, the refresh): new events are what users wait for,
+    # and it evaluates every running stage at its start as the others would.
+    tags={INGEST_TAG: "events", **SLA_BUILD_TAGS, "dagster/priority": "1"},
     description="Load every landing-zone event file not loaded yet (requested by landing_events_sensor), then "
     "rebuild what they reach: the SLA models, KPIs, narratives and notifications (defs/automation.py EVENTS_WAVE).",
 )
