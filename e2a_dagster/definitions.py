@@ -17,8 +17,8 @@ from sensors.shopify import shopify_sensor
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=r".*map_resolved_asset_specs")
 
 # One run per wave of new data (conditions in defs/automation.py). Its runs carry the SLA-build tag: the run
-# queue runs them one at a time with the ingestion waves and the refresh, and the conditions' in-progress terms coalesce what
-# lands meanwhile into the next run.
+# queue runs them one at a time with the ingestion waves and the refresh, and the conditions' in-progress terms
+# coalesce what lands meanwhile into the next run.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
     target=dg.AssetSelection.all(),

@@ -11,7 +11,8 @@ import dagster as dg
 # Raw feeds: the landing sensor loads new files every 30 s; no new data for an hour in the working day is
 # worth a look, six hours is a stopped feed.
 RAW_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=6), warn_window=timedelta(hours=1))
-# SLA marts: rebuilt at least every 5 minutes (waves, refresh_sla_job); statuses move with time, so 15/30 minutes is stale.
+# SLA marts: rebuilt at least every 5 minutes (waves, refresh_sla_job); statuses move with time, so 15/30
+# minutes is stale.
 SLA_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15))
 # Invoice guard: reconcile_invoices_job runs at 02:00 in every tenant zone, so at least once a day; a
 # reconciliation older than 26 hours means the nightly run did not happen (25 hours: a warning).
