@@ -49,7 +49,7 @@ class Database(dg.ConfigurableResource):
             self._engine = make_engine(self.info)
             migrate(self._engine)
             os.environ.update(self.info.dbt_env())
-            os.environ.update(reference_env())  # dbt's seed-paths: the reference folder, absolute
+            os.environ.update(reference_env())  # dbt's seed-paths: a link to the reference folder
         return self._engine
 
     def export_dbt_env(self) -> None:

@@ -8,6 +8,7 @@ one (nor dbt's file locks)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +24,9 @@ from e2a_dagster.lib.settings import DBT_PROJECT_DIR, REFERENCE_ENV, reference_d
 TARGET = DBT_PROJECT_DIR / "target"
 MANIFEST = TARGET / "manifest.json"
 PARTIAL_PARSE = "partial_parse.msgpack"
+# dbt's seed-paths when the reference data is the operator's folder (reference_env).
+SEED_PATH_ENV = "E2A_DBT_SEED_PATH"
+SEED_LINKS = DBT_PROJECT_DIR / ".reference"
 # Target folders of runs' dbt commands kept for a look after the fact (newest first); older ones are removed.
 KEEP_RUN_TARGETS = 20
 
@@ -66,10 +70,24 @@ def run_dbt(
 
 
 def reference_env() -> dict[str, str]:
-    """``E2A_REFERENCE_DIR``, made absolute, for dbt (``dbt_project.yml`` ``seed-paths``; a relative path would be
-    read from ``dbt_project/``). Unset stays unset: dbt's default is the repository's ``seeds/``, so every dbt
-    command (ours and Dagster's) sees the same project configuration and partial parsing holds."""
-    return {REFERENCE_ENV: str(reference_dir())} if os.environ.get(REFERENCE_ENV) else {}
+    """dbt's ``seed-paths`` (``E2A_DBT_SEED_PATH``) for the operator's folder ``E2A_REFERENCE_DIR``: a path
+    relative to ``dbt_project/``, through a symbolic link ``dbt_project/.reference/<hash of the folder>`` to it.
+
+    Never the folder's absolute path: dbt writes each seed's compiled SQL to ``<target>/run/e2a/<seed path>``,
+    and with an absolute seed path that is the operator's CSV file itself (``dbt seed`` overwrote it). The link's
+    name follows the folder, so commands for different folders never share one; it is replaced atomically.
+    Unset stays unset: dbt's default is the repository's ``seeds/``, so every dbt command (ours and Dagster's)
+    sees the same project configuration and partial parsing holds."""
+    if not os.environ.get(REFERENCE_ENV):
+        return {}
+    folder = reference_dir()
+    link = SEED_LINKS / hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+    if not (link.is_symlink() and os.readlink(link) == str(folder)):
+        SEED_LINKS.mkdir(parents=True, exist_ok=True)
+        staging = SEED_LINKS / f".{link.name}-{uuid.uuid4().hex[:8]}"
+        os.symlink(folder, staging, target_is_directory=True)
+        os.replace(staging, link)
+    return {SEED_PATH_ENV: str(link.relative_to(DBT_PROJECT_DIR))}
 
 
 def seed_partial_parse(target_path: Path) -> None:

@@ -16,7 +16,7 @@ from e2a_dagster.cli import main
 from e2a_dagster.lib.calendar import calendar_from_seeds
 from e2a_dagster.lib.lint import is_iso_currency, lint_seeds
 from e2a_dagster.lib.reference import REFERENCE_FILES, Reference, write_starter
-from e2a_dagster.lib.settings import PROJECT_ROOT, SEEDS_DIR, reference_dir
+from e2a_dagster.lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SEEDS_DIR, reference_dir
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -143,7 +143,10 @@ def test_dbt_seeds_from_the_reference_folder(tmp_path, monkeypatch):
     )
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     seeds = {row["name"]: row["original_file_path"] for row in rows}
-    assert seeds["tenants"] == str(folder / "tenants.csv")
+    # a path relative to dbt_project/ (a link to the folder): dbt writes a seed's SQL to target/run/e2a/<that path>,
+    # which for an absolute path was the operator's own file
+    assert not Path(seeds["tenants"]).is_absolute()
+    assert (DBT_PROJECT_DIR / seeds["tenants"]).resolve() == (folder / "tenants.csv").resolve()
     assert set(seeds) == {name.removesuffix(".csv") for name in REFERENCE_FILES}
     assert _git_status() == before  # nothing under the repository changed
 
