@@ -107,7 +107,8 @@ def _score(predicted: set[tuple], truth: set[tuple]) -> dict:
 BASELINE_SQL = """
 -- Invoice-only check, one invoice at a time: repeated (charge, order) lines are duplicates; a unit rate that is
 -- not a rate of the rate card version effective on the period start (a credit line's as its absolute value) is a
--- rate mismatch. Nothing else is visible without activity. Reported at the reconciliation grain.
+-- rate mismatch. A SHIPPING label's unit rate is its amount (postage × (1 + markup)): without the postage it
+-- cannot be checked. Nothing else is visible without activity. Reported at the reconciliation grain.
 with lines as (
     select * from staging.stg_billing__invoice_lines where is_current and invoice_id = any(:invoices)
 ),
@@ -118,7 +119,7 @@ dups as (
 rates as (
     select lines.tenant_id, lines.period_start, lines.charge_code, lines.order_id, 'rate_mismatch' as kind
     from lines
-    where lines.charge_code in ('ORDER_FEE', 'PICK_UNIT', 'PACK_CARTON', 'SHIPPING', 'RETURN_FEE')
+    where lines.charge_code in ('ORDER_FEE', 'PICK_UNIT', 'PACK_CARTON', 'RETURN_FEE')
       and not exists (
         select 1 from reference.rate_cards c
         where c.tenant_id = lines.tenant_id and c.charge_code = lines.charge_code

@@ -99,6 +99,15 @@ def reason_text(row: dict) -> str:
     card = f" ({row['rate_card_id']} v{row['rate_card_version']})" if row.get("rate_card_id") else ""
     period = f"{row['period_start']:%Y-%m}"
     kind = row["discrepancy_type"]
+    detail = row.get("pricing_detail") or {}
+    if kind == "rate_mismatch" and row["charge_code"] == "SHIPPING" and detail.get("postage") is not None:
+        exact = Decimal(str(detail["postage"]))
+        postage = f"{exact:.2f}" if exact == exact.quantize(Decimal("0.01")) else _num(exact)
+        markup = _num(Decimal(str(detail.get("markup_pct") or 0)))
+        return (
+            f"{what} billed {billed} for the label; its postage {postage} + {markup} % markup under the "
+            f"contract{card} is {expected}."
+        )
     if kind == "rate_mismatch":
         return (
             f"{what} billed {billed} at {_num(row['billed_unit_rate']) or 'mixed rates'} per unit; "

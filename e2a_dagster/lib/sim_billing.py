@@ -173,8 +173,9 @@ def correct_invoices(orders: list[BillableOrder], cards: RateCards, *, end: date
             inv.lines.append(
                 Line("PACK_CARTON", o.order_id, Decimal(cartons), carton_rate, money(carton_rate * cartons))
             )
-            if o.postage is not None:
-                inv.lines.append(Line("SHIPPING", o.order_id, o.postage, ship_rate, money(o.postage * ship_rate)))
+            if o.postage is not None:  # per label: quantity 1, unit rate = amount = postage × (1 + markup)
+                label = money(o.postage * ship_rate)
+                inv.lines.append(Line("SHIPPING", o.order_id, Decimal(1), label, label))
         returned = sorted(returns_by_month[(tenant, first)])
         if returned and card.get("RETURN_FEE"):
             rate = _unit_rate(card["RETURN_FEE"], len(returned))
@@ -279,6 +280,11 @@ def inject_errors(
             exp = inv.lines[i]
             bad_rate = exp.unit_rate + Decimal("0.25")
             changes[i] = replace(exp, unit_rate=bad_rate, amount=money(bad_rate * exp.quantity))
+            pending.append(("rate_mismatch", exp, changes[i], i, 1))
+        for i in pick("SHIPPING"):  # a label billed 5 % over the contract's markup: same quantity 1, other amount
+            exp = inv.lines[i]
+            bad_amount = exp.amount + money(exp.amount * Decimal("0.05"))
+            changes[i] = replace(exp, unit_rate=bad_amount, amount=bad_amount)
             pending.append(("rate_mismatch", exp, changes[i], i, 1))
         for i in pick("PICK_UNIT"):
             exp = inv.lines[i]

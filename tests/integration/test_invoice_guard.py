@@ -1,8 +1,8 @@
 """Invoice guard end to end on the real PostgreSQL and a real dbt build (DESIGN §6), with hand-computed money.
 
 Tenant acme (USD, America/New_York; NJ1 closes 18:00, cutoff 14:00). Rate card acme_standard v1:
-ORDER_FEE 2.50 (≤ 1,000 orders a month), PICK_UNIT 0.35, PACK_CARTON 0.60, SHIPPING postage + 10 %,
-RETURN_FEE 3.95,
+ORDER_FEE 2.50 (≤ 1,000 orders a month), PICK_UNIT 0.35, PACK_CARTON 0.60, SHIPPING postage + 10 %
+billed per label (quantity 1, unit rate = amount), RETURN_FEE 3.95,
 MONTHLY_MINIMUM 250.00; SLA credit 100 % of ORDER_FEE per late ship, capped at 10 % of the subtotal; tolerance
 0.01; auto-approve up to 25.00. The orders live in March and April 2031, months no other test uses, so the
 monthly minimum, tiers and cap below are exact.
@@ -12,7 +12,7 @@ March 2031 (EDT, -04:00):
      ORDER_FEE 2.50, PICK_UNIT 3 × 0.35 = 1.05, PACK_CARTON 0.60, SHIPPING 7.35 × 1.10 = 8.085 → 8.09,
      RETURN_FEE 3.95
   A2 paid 03-17 09:00, handed Tue 03-18 10:00 (ship late: due 03-17 18:00): 2 units, 2 cartons, postage 5.00
-     2.50, 0.70, 1.20, 5.50, SLA_CREDIT −2.50
+     2.50, 0.70, 1.20, 5.50, SLA_CREDIT −2.50 (the invoice bills its label at 5.75, a 15 % markup: rate_mismatch)
   A3 paid 03-18 09:00, handed 16:00 (met): 1 unit, pack event without cartons (→ 1), postage 4.25
      2.50, 0.35, 0.60, 4.25 × 1.10 = 4.675 → 4.68
   A4 cancelled before picking: nothing to bill
@@ -146,18 +146,18 @@ def guard(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
         ("0001", "ORDER_FEE", f"{p}-A1", "1", "2.50", "2.50"),
         ("0002", "PICK_UNIT", f"{p}-A1", "3", "0.40", "1.20"),
         ("0003", "PACK_CARTON", f"{p}-A1", "1", "0.90", "0.90"),
-        ("0004", "SHIPPING", f"{p}-A1", "7.35", "1.10", "8.09"),
+        ("0004", "SHIPPING", f"{p}-A1", "1", "8.09", "8.09"),
         ("0005", "RETURN_FEE", f"{p}-A1", "1", "3.95", "3.95"),
         ("0006", "ORDER_FEE", f"{p}-A2", "1", "2.50", "2.50"),
         ("0007", "PICK_UNIT", f"{p}-A2", "3", "0.35", "1.05"),
         ("0008", "PACK_CARTON", f"{p}-A2", "2", "0.60", "1.20"),
-        ("0009", "SHIPPING", f"{p}-A2", "5.00", "1.10", "5.50"),
+        ("0009", "SHIPPING", f"{p}-A2", "1", "5.75", "5.75"),  # markup 15 % instead of 10 %
         ("0010", "SLA_CREDIT", f"{p}-A2", "1", "-2.50", "-2.50"),
         ("0011", "ORDER_FEE", f"{p}-A3", "1", "2.50", "2.50"),
         ("0012", "ORDER_FEE", f"{p}-A3", "1", "2.50", "2.50"),
         ("0013", "PICK_UNIT", f"{p}-A3", "1", "0.35", "0.35"),
         ("0014", "PACK_CARTON", f"{p}-A3", "1", "0.60", "0.60"),
-        ("0015", "SHIPPING", f"{p}-A3", "4.25", "1.10", "4.67"),
+        ("0015", "SHIPPING", f"{p}-A3", "1", "4.67", "4.67"),
         ("0016", "ORDER_FEE", f"{p}-A4", "1", "2.50", "2.50"),
         ("0017", "ORDER_FEE", f"{p}-A7", "1", "2.50", "2.50"),
         ("0018", "PICK_UNIT", f"{p}-A7", "2", "0.35", "0.70"),
@@ -171,7 +171,7 @@ def guard(engine, pg_info, reference, dbt_seeded, tmp_path_factory):
             ("ORDER_FEE", "1", "2.50", "2.50"),
             ("PICK_UNIT", "1", "0.35", "0.35"),
             ("PACK_CARTON", "1", "0.60", "0.60"),
-            ("SHIPPING", "5.00", "1.10", "5.50"),
+            ("SHIPPING", "1", "5.50", "5.50"),
         ]:
             n += 1
             april.append((f"{n:04d}", charge, f"{p}-{order}", qty, rate, amount))
@@ -228,21 +228,21 @@ def test_expected_charges_for_march_by_hand(engine, guard):
         ("ORDER_FEE", "A1"): (one, D("2.50"), 1),
         ("PICK_UNIT", "A1"): (D(3), D("1.05"), 1),
         ("PACK_CARTON", "A1"): (one, D("0.60"), 1),
-        ("SHIPPING", "A1"): (D("7.35"), D("8.09"), 1),
+        ("SHIPPING", "A1"): (one, D("8.09"), 1),
         ("RETURN_FEE", "A1"): (one, D("3.95"), 1),
         ("ORDER_FEE", "A2"): (one, D("2.50"), 1),
         ("PICK_UNIT", "A2"): (D(2), D("0.70"), 1),
         ("PACK_CARTON", "A2"): (D(2), D("1.20"), 1),
-        ("SHIPPING", "A2"): (D(5), D("5.50"), 1),
+        ("SHIPPING", "A2"): (one, D("5.50"), 1),
         ("SLA_CREDIT", "A2"): (one, D("-2.50"), None),
         ("ORDER_FEE", "A3"): (one, D("2.50"), 1),
         ("PICK_UNIT", "A3"): (one, D("0.35"), 1),
         ("PACK_CARTON", "A3"): (one, D("0.60"), 1),
-        ("SHIPPING", "A3"): (D("4.25"), D("4.68"), 1),
+        ("SHIPPING", "A3"): (one, D("4.68"), 1),
         ("ORDER_FEE", "A7"): (one, D("2.50"), 1),
         ("PICK_UNIT", "A7"): (D(2), D("0.70"), 1),
         ("PACK_CARTON", "A7"): (one, D("0.60"), 1),
-        ("SHIPPING", "A7"): (D(6), D("6.60"), 1),
+        ("SHIPPING", "A7"): (one, D("6.60"), 1),
         ("SLA_CREDIT", "A7"): (one, D("-2.50"), None),
         ("MONTHLY_MINIMUM", None): (one, D("230.25"), 1),
     }
@@ -252,7 +252,7 @@ def test_expected_charges_for_april_cap_and_next_month_billing(engine, guard):
     got = _expected(engine, guard["p"], "2031-04-01")
     # A6 was picked in March but shipped in April: billed in April.
     assert got[("ORDER_FEE", "A6")] == (D(1), D("2.50"), 1)
-    assert got[("SHIPPING", "A6")] == (D(5), D("5.50"), 1)
+    assert got[("SHIPPING", "A6")] == (D(1), D("5.50"), 1)
     assert got[("MONTHLY_MINIMUM", None)] == (D(1), D("198.25"), 1)
     credits = {k[1]: v[1] for k, v in got.items() if k[0] == "SLA_CREDIT"}
     assert credits == {**{f"L{i:02d}": D("-2.38") for i in range(1, 14)}, "L14": D("-2.31")}
@@ -297,7 +297,7 @@ def test_reconciliation_finds_every_discrepancy_type(engine, guard):
         ("ORDER_FEE", "A2"): ("matched", zero),
         ("PICK_UNIT", "A2"): ("quantity_mismatch", D("0.35")),
         ("PACK_CARTON", "A2"): ("matched", zero),
-        ("SHIPPING", "A2"): ("matched", zero),
+        ("SHIPPING", "A2"): ("rate_mismatch", D("0.25")),  # per label: same quantity 1, other amount
         ("SLA_CREDIT", "A2"): ("matched", zero),
         ("ORDER_FEE", "A3"): ("duplicate_charge", D("2.50")),
         ("PICK_UNIT", "A3"): ("matched", zero),
@@ -361,6 +361,7 @@ def test_adjustments_are_idempotent_and_superseded_when_fixed(engine, pg_info, r
     assert summary == {
         ("PICK_UNIT", "A1"): ("correction", "RATE_MISMATCH", D("-0.15"), "auto_approved"),
         ("PICK_UNIT", "A2"): ("correction", "QUANTITY_MISMATCH", D("-0.35"), "auto_approved"),
+        ("SHIPPING", "A2"): ("correction", "RATE_MISMATCH", D("-0.25"), "auto_approved"),
         ("ORDER_FEE", "A3"): ("correction", "DUPLICATE_CHARGE", D("-2.50"), "auto_approved"),
         ("ORDER_FEE", "A4"): ("correction", "UNEXPECTED_CHARGE", D("-2.50"), "auto_approved"),
         ("SHIPPING", "A7"): ("correction", "UNBILLED_CHARGE", D("6.60"), "auto_approved"),
@@ -372,6 +373,11 @@ def test_adjustments_are_idempotent_and_superseded_when_fixed(engine, pg_info, r
     assert dup["billed"]["line_ids"] == ["0011", "0012"]
     assert dup["expected"]["rate_card_id"] == "acme_standard" and dup["expected"]["rate_card_version"] == 1
     assert dup["source_event_ids"][0]["event_id"] == f"{p}-A3-carrier_pickup"
+    label = by_key[("SHIPPING", "A2")]
+    detail = label["evidence"]["expected"]["pricing_detail"]
+    assert (D(str(detail["postage"])), D(str(detail["markup_pct"]))) == (D("5.00"), D(10))
+    assert label["evidence"]["billed"]["quantity"] == label["evidence"]["expected"]["quantity"] == "1"
+    assert "postage 5.00 + 10 % markup" in label["reason"], label["reason"]
     credit = by_key[("SLA_CREDIT", "A7")]["evidence"]
     assert credit["sla_policy"]["policy_version"] is not None and credit["sla_policy"]["credit_terms_version"] == 1
 

@@ -123,7 +123,7 @@ def test_correct_invoice_follows_design_section_6():
         ("ORDER_FEE", on_time, "1", "2.50"),
         ("PICK_UNIT", on_time, "3", "1.05"),
         ("PACK_CARTON", on_time, "1", "0.60"),  # no carton count: 1
-        ("SHIPPING", on_time, "5.00", "5.50"),  # postage + 10 %
+        ("SHIPPING", on_time, "1", "5.50"),  # one label: postage 5.00 + 10 %
         # fees without shipping 8.20 < 250.00
         ("MONTHLY_MINIMUM", None, "1", "241.80"),
         # late ship: 100 % of the order's ORDER_FEE, under the cap (10 % of 255.50)

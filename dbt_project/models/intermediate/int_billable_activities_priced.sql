@@ -6,11 +6,25 @@
 --     marginal:     each unit is priced by the tier its running position in the month falls in (positions
 --                   ordered by activity_at, then order_id), so one order can straddle two tiers;
 --   tier bounds are inclusive whole quantities (tier_max empty = unbounded);
--- - unit price = rate × (1 + markup_pct / 100) (markup on SHIPPING: quantity = postage);
+-- - unit price = rate × (1 + markup_pct / 100);
+-- - SHIPPING is billed per label, as billing systems bill it: the metered quantity is the label's postage, the
+--   line's quantity is 1 (tiers count labels), and unit_rate = amount = postage × rate × (1 + markup_pct / 100),
+--   rounded half-up; `postage` and `markup_pct` stay on the row as the evidence of that amount;
 -- - the line amount is rounded half-up to the cent once, after summing its tiers.
 -- Activities no version or tier covers keep a null amount and a pricing_status saying why.
-with activities as (
+with metered as (
     select * from {{ ref('int_billable_activities_metered') }}
+),
+
+-- The billed quantity and what one unit of it is priced on: a SHIPPING label is one unit priced on its postage.
+activities as (
+    select
+        tenant_id, order_id, charge_code, period_start, period_end, currency, activity_at, activity_date,
+        source_event_ids,
+        case when charge_code = 'SHIPPING' then cast(1 as numeric) else quantity end as quantity,
+        case when charge_code = 'SHIPPING' then quantity end as postage,
+        case when charge_code = 'SHIPPING' then quantity else 1 end as price_basis
+    from metered
 ),
 
 positioned as (
@@ -39,7 +53,7 @@ tiers as (
         positioned.tenant_id, positioned.order_id, positioned.charge_code, positioned.quantity,
         positioned.period_quantity, positioned.quantity_before,
         cards.rate_card_id, cards.rate_card_version, cards.tier_min, cards.tier_max, cards.tier_mode,
-        cards.unit_price,
+        cards.markup_pct, cards.unit_price * positioned.price_basis as unit_price,
         max(case when cards.tier_min <= positioned.period_quantity then cards.tier_min end) over (
             partition by positioned.tenant_id, positioned.order_id, positioned.charge_code
         ) as whole_volume_tier_min
@@ -74,6 +88,7 @@ priced as (
         order_id,
         charge_code,
         max(rate_card_id) as rate_card_id,
+        max(markup_pct) as markup_pct,
         max(rate_card_version) as rate_card_version,
         max(tier_mode) as tier_mode,
         min(tier_min) as tier_min,
@@ -100,6 +115,8 @@ select
     positioned.period_end,
     positioned.quantity,
     case
+        when positioned.charge_code = 'SHIPPING' and priced.priced_quantity = positioned.quantity
+            then cast({{ round_money('priced.exact_amount') }} as numeric(14, 6))
         when priced.tier_count = 1 then cast(priced.unit_price as numeric(14, 6))
         when priced.tier_count > 1 then cast(priced.exact_amount / positioned.quantity as numeric(14, 6))
     end as unit_rate,
@@ -114,6 +131,8 @@ select
     positioned.period_quantity,
     positioned.quantity_before,
     priced.tiers as tier_detail,
+    positioned.postage,
+    priced.markup_pct,
     case
         when priced.rate_card_id is null then 'no_rate_card'
         when priced.priced_quantity <> positioned.quantity then 'tier_gap'

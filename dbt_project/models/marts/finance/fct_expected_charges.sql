@@ -8,7 +8,9 @@
 -- zone, charge code, order), or per period charge (order_id null). Money numeric(12,2), half-up per line.
 -- period_status: `closed` (the month ended in the tenant's time zone at as_of), `invoiced` (not ended, but an
 -- invoice for it arrived: judged as if closed), `open` (expected to date: no period-level charges, no cap).
---   order charges + RETURN_FEE  int_billable_activities_priced (rate card version effective that local day)
+--   order charges + RETURN_FEE  int_billable_activities_priced (rate card version effective that local day);
+--                               SHIPPING per label: quantity 1, unit_rate = amount, postage and markup in
+--                               pricing_detail
 --   MONTHLY_MINIMUM             minimum − the month's fees excluding SHIPPING (before credits), when positive;
 --                               the minimum of the version in force on the month's first day (or, if none,
 --                               the first version that starts within the month). Closed or invoiced months only.
@@ -138,7 +140,10 @@ charges as (
         cast(null as numeric) as uncapped_amount,
         jsonb_build_object(
             'period_quantity', period_quantity, 'quantity_before', quantity_before, 'tiers', tier_detail
-        ) as pricing_detail
+        ) || case
+            when charge_code = 'SHIPPING' then jsonb_build_object('postage', postage, 'markup_pct', markup_pct)
+            else cast('{}' as jsonb)
+        end as pricing_detail
     from priced
     union all
     select
