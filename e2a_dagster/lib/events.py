@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -50,6 +51,8 @@ COLUMNS = (
     "lines",
     "cartons",
     "postage",
+    "promised_ship_by",
+    "promised_deliver_by",
     "attributes",
     "payload",
     "file_name",
@@ -70,6 +73,8 @@ FIELDS = (
     "lines",
     "cartons",
     "postage",
+    "promised_ship_by",
+    "promised_deliver_by",
     "attributes",
 )
 
@@ -90,6 +95,10 @@ TEXT_FIELDS = (
     "tracking_number",
 )
 _INTEGER = re.compile(r"^[+-]?\d+$")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Order events that may carry the order's own promise (``promised_ship_by`` / ``promised_deliver_by``).
+PROMISE_EVENTS = ("order_created", "order_paid", "order_released")
+PROMISES = ("promised_ship_by", "promised_deliver_by")
 _DATE_TIME_SEPARATORS = ("T", "t", " ")
 
 
@@ -171,7 +180,48 @@ class CanonicalEvent(BaseModel):
     lines: Quantity | None = None
     cartons: Quantity | None = None
     postage: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4, allow_inf_nan=False)] | None = None
+    # An order-level promise: ISO-8601 with a UTC offset (kept as that instant, in UTC), or a date YYYY-MM-DD
+    # (24:00 at the end of that day in the warehouse's time zone, resolved in dbt where the warehouse is known).
+    promised_ship_by: str | None = None
+    promised_deliver_by: str | None = None
     attributes: dict[str, Any] | None = None
+
+    @field_validator("promised_ship_by", "promised_deliver_by", mode="before")
+    @classmethod
+    def _promise(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        if type(value) is not str:
+            raise PydanticCustomError(
+                "promise_not_text",
+                "must be an ISO-8601 timestamp with a UTC offset (2026-03-02T17:00:00-05:00) or a date (2026-03-02)",
+            )
+        text = value.strip()
+        if _DATE_ONLY.match(text):
+            try:
+                return date.fromisoformat(text).isoformat()
+            except ValueError:
+                raise PydanticCustomError("promise_invalid", "is not a calendar date (send e.g. 2026-03-02)") from None
+        if text[4:5] != "-" or text[10:11] not in _DATE_TIME_SEPARATORS or not text[:4].isdigit():
+            raise PydanticCustomError(
+                "promise_invalid",
+                "is not an ISO-8601 timestamp or date (send e.g. 2026-03-02T17:00:00-05:00 or 2026-03-02)",
+            )
+        try:
+            instant = datetime.fromisoformat(text)
+        except ValueError:
+            raise PydanticCustomError(
+                "promise_invalid", "is not an ISO-8601 timestamp (send e.g. 2026-03-02T17:00:00-05:00)"
+            ) from None
+        if instant.tzinfo is None or instant.utcoffset() is None:
+            raise PydanticCustomError(
+                "promise_naive",
+                "has no UTC offset (send e.g. 2026-03-02T17:00:00-05:00, or a date 2026-03-02 for the end of "
+                "that day at the warehouse)",
+            )
+        if not 2000 <= instant.astimezone(UTC).year <= 9998:
+            raise PydanticCustomError("promise_invalid", "is outside the years 2000 to 9998")
+        return instant.astimezone(UTC).isoformat()
 
     @field_validator("warehouse_id", "carrier", "service_level", "tracking_number", mode="before")
     @classmethod
@@ -249,6 +299,9 @@ _FIELD_ERROR_CODES = {
     "timestamp_not_text": "invalid_timestamp",
     "timestamp_not_iso": "invalid_timestamp",
     "dict_type": "invalid_field",
+    "promise_not_text": "invalid_timestamp",
+    "promise_invalid": "invalid_timestamp",
+    "promise_naive": "naive_timestamp",
 }
 
 
@@ -414,6 +467,8 @@ def to_row(event: CanonicalEvent, payload: str, file_name: str, line_number: int
         event.lines,
         event.cartons,
         event.postage,
+        event.promised_ship_by,
+        event.promised_deliver_by,
         json.dumps(event.attributes) if event.attributes is not None else None,
         payload,
         file_name,

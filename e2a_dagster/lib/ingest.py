@@ -52,7 +52,7 @@ _KEY = "tenant_id, source, event_id"
 # Columns compared to tell a re-sent identical event from a conflicting one with the same id.
 _CONTENT = (
     "event_type, order_id, occurred_at, warehouse_id, carrier, service_level, tracking_number, units, lines, "
-    "cartons, postage, attributes"
+    "cartons, postage, promised_ship_by, promised_deliver_by, attributes"
 )
 
 

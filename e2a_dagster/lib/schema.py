@@ -510,6 +510,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        12,
+        "order-level promises on order events: promised_ship_by, promised_deliver_by",
+        [
+            # Text, as validated by lib/events: an instant in UTC (ISO-8601 with offset) or a date YYYY-MM-DD,
+            # which means 24:00 at the end of that day in the warehouse's time zone (resolved in dbt, where the
+            # order's warehouse is known). Rows loaded before have none: their stages keep the policy's due time.
+            "alter table raw.order_events add column if not exists promised_ship_by text",
+            "alter table raw.order_events add column if not exists promised_deliver_by text",
+        ],
+    ),
 ]
 
 

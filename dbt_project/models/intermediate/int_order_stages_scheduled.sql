@@ -19,6 +19,10 @@
 --                 the next business day (+ business minutes on hold)
 --   transit_days  due = 24:00 local of the N-th carrier business day after the pickup date
 -- Holds (hold_placed -> hold_released, or as_of while unreleased) pause the pick and ship clocks.
+-- An order's own promise (promised_ship_by / promised_deliver_by on its latest order event carrying one,
+-- int_orders_milestoned) replaces the policy's due time of the ship / deliver stage: an instant as it is, a
+-- date-only promise is 24:00 at the end of that day in the warehouse's time zone (due_source = 'promise'). The
+-- policy still gives the at-risk and severity thresholds.
 -- Status (which depends on as_of alone) is decided downstream, in fct_sla_evaluations.
 {%- set fingerprint = sla_reference_fingerprint() %}
 {%- set live = is_live_incremental(fingerprint) %}
@@ -83,7 +87,14 @@ clocks as (
         ready.{{ started }} as started_at,
         ready.{{ ended }} as ended_at,
         ready.cancelled_at,
-        ready.label_printed_at
+        ready.label_printed_at,
+        {%- if stage == 'ship' %}
+        ready.promised_ship_by as promise
+        {%- elif stage == 'deliver' %}
+        ready.promised_deliver_by as promise
+        {%- else %}
+        cast(null as text) as promise
+        {%- endif %}
     from ready
     where ready.{{ started }} is not null
     {{ 'union all' if not loop.last }}
@@ -334,9 +345,17 @@ select
     due_positions.label_printed_at,
     order_flags.first_delivery_issue_at,
     order_flags.has_open_hold,
-    case when due_positions.rule = 'transit_days' then transit_calendar_day.day_end_at else due_calendar_day.due_at end as due_at,
-    case when due_positions.rule = 'transit_days' then transit_calendar_day.local_date else due_calendar_day.local_date end
-        as due_local_date,
+    case
+        when due_positions.promise is not null then {{ promise_instant('due_positions.promise', 'due_positions.time_zone') }}
+        when due_positions.rule = 'transit_days' then transit_calendar_day.day_end_at
+        else due_calendar_day.due_at
+    end as due_at,
+    case
+        when due_positions.promise is not null then {{ local_date(promise_instant('due_positions.promise', 'due_positions.time_zone') ~ " - interval '1 microsecond'", 'due_positions.time_zone') }}
+        when due_positions.rule = 'transit_days' then transit_calendar_day.local_date
+        else due_calendar_day.local_date
+    end as due_local_date,
+    cast(case when due_positions.promise is not null then 'promise' else 'policy' end as text) as due_source,
     {{ as_of }} as as_of,
     {{ as_of_is_pinned() }} as as_of_is_pinned,
     {{ build_stamp() }} as built_at,

@@ -37,8 +37,9 @@
 {%- set warehouse_event_types = "'pick_started', 'pick_completed', 'pack_completed', 'label_printed', 'carrier_pickup', 'return_received'" %}
 {%- set carrier_event_types = "'carrier_pickup', 'picked_up', 'in_transit', 'out_for_delivery', 'delivery_attempted', 'delivered', 'delivery_exception', 'returned_to_sender'" %}
 {%- set tie_break = 'occurred_at, source, event_id' %}
+{%- set promise_event_types = "'order_created', 'order_paid', 'order_released'" %}
 
-{%- set event_columns = 'tenant_id, source, event_id, event_type, order_id, occurred_at, warehouse_id, carrier, service_level, tracking_number, units, lines, cartons, postage' %}
+{%- set event_columns = 'tenant_id, source, event_id, event_type, order_id, occurred_at, warehouse_id, carrier, service_level, tracking_number, units, lines, cartons, postage, promised_ship_by, promised_deliver_by' %}
 {%- set live = is_live_incremental() %}
 {#- Shopify events come per order version, valid over [valid_from, valid_to): those of the version current at as_of. -#}
 {%- set shopify_current = "valid_from <= " ~ as_of_timestamp() ~ " and (valid_to is null or valid_to > " ~ as_of_timestamp() ~ ")" %}
@@ -172,7 +173,18 @@ chosen as (
             order by
                 case when event_type = '{{ event_type }}' and {{ attribute }} is not null then 0 else 1 end,
                 {{ tie_break }}
-        ) as {{ column }}
+        ) as {{ column }},
+        {%- endfor %}
+
+        -- promises: the order's own, from the latest-occurring order event carrying one (a re-promise wins)
+        {%- for promise in ['promised_ship_by', 'promised_deliver_by'] %}
+
+        first_value(case when event_type in ({{ promise_event_types }}) then {{ promise }} end) over (
+            partition by tenant_id, order_id
+            order by
+                case when event_type in ({{ promise_event_types }}) and {{ promise }} is not null then 0 else 1 end,
+                occurred_at desc, source desc, event_id desc
+        ) as chosen_{{ promise }}
         {{- ',' if not loop.last }}
         {%- endfor %}
     from ranked
@@ -193,6 +205,8 @@ orders as (
         max(picked_units) as picked_units,
         max(packed_cartons) as cartons,
         max(label_postage) as postage,
+        max(chosen_promised_ship_by) as promised_ship_by,
+        max(chosen_promised_deliver_by) as promised_deliver_by,
         count(*) as event_count,
         min(occurred_at) as first_event_at,
         max(occurred_at) as last_event_at
@@ -216,6 +230,8 @@ select
     cast(coalesce(orders.picked_units, orders.ordered_units) as integer) as units,
     orders.cartons,
     orders.postage,
+    orders.promised_ship_by,
+    orders.promised_deliver_by,
     orders.event_count,
     orders.first_event_at,
     orders.last_event_at,

@@ -111,6 +111,7 @@ select
     cast(started_at as timestamptz) as started_at,
     cast(due_at as timestamptz) as due_at,
     cast(due_local_date as date) as due_local_date,
+    cast(due_source as text) as due_source,
     cast({{ add_minutes('due_at', '-at_risk_minutes') }} as timestamptz) as at_risk_at,
     cast(ended_at as timestamptz) as ended_at,
     cast(cancelled_at as timestamptz) as cancelled_at,

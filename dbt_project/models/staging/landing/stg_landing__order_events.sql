@@ -20,6 +20,8 @@ renamed as (
         cast(lines as integer) as lines,
         cast(cartons as integer) as cartons,
         cast(postage as numeric) as postage,
+        nullif(trim(promised_ship_by), '') as promised_ship_by,
+        nullif(trim(promised_deliver_by), '') as promised_deliver_by,
         attributes,
         payload,
         file_name,

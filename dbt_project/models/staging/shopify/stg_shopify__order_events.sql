@@ -201,6 +201,8 @@ select
     cast(lines as integer) as lines,
     cast(null as integer) as cartons,
     cast(null as numeric) as postage,
+    cast(null as text) as promised_ship_by,
+    cast(null as text) as promised_deliver_by,
     cast(shop as text) as shop,
     cast(valid_from as timestamptz) as valid_from,
     cast(valid_to as timestamptz) as valid_to
