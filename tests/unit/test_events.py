@@ -146,3 +146,42 @@ def test_postage_keeps_exact_decimal(reference):
     assert str(event.postage) == "7.35"
     event, _ = parse_json_line(json.dumps({**GOOD, "event_type": "label_printed", "postage": 7.35}), reference)
     assert str(event.postage) == "7.35"
+
+
+ORDER = {**GOOD, "source": "oms", "event_type": "order_paid", "warehouse_id": None, "units": None}
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2026-03-06", "2026-03-06"),  # a date: 24:00 at the end of it at the warehouse, resolved in dbt
+        (" 2026-03-06 ", "2026-03-06"),
+        ("2026-03-06T17:00:00-05:00", "2026-03-06T22:00:00+00:00"),  # an instant, kept in UTC
+        ("2026-03-06T22:00:00Z", "2026-03-06T22:00:00+00:00"),
+        ("2026-03-06 17:00+09:00", "2026-03-06T08:00:00+00:00"),
+        ("", None),
+    ],
+)
+def test_promises_are_an_instant_with_offset_or_a_date(reference, given, stored):
+    for field in ("promised_ship_by", "promised_deliver_by"):
+        event, _ = parse_json_line(json.dumps({**ORDER, field: given}), reference)
+        assert getattr(event, field) == stored
+        row = {k: "" if v is None else str(v) for k, v in {**ORDER, field: given}.items()}
+        assert getattr(parse_record(csv_record(row), reference), field) == stored  # a CSV column alike
+
+
+@pytest.mark.parametrize(
+    ("given", "code"),
+    [
+        ("next tuesday", "invalid_timestamp"),
+        ("2026-02-30", "invalid_timestamp"),
+        ("2026-03-06T17:00:00", "naive_timestamp"),
+        (1772834400, "invalid_timestamp"),  # an epoch says nothing about the zone meant
+        ("1999-12-31T23:00:00+00:00", "invalid_timestamp"),
+    ],
+)
+def test_a_bad_promise_is_rejected_naming_the_field(reference, given, code):
+    with pytest.raises(Rejected) as info:
+        parse_json_line(json.dumps({**ORDER, "promised_deliver_by": given}), reference)
+    assert info.value.code == code
+    assert info.value.message.startswith("promised_deliver_by:")
