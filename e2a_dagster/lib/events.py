@@ -161,6 +161,46 @@ def printable(data: bytes | str) -> str:
     return "".join(out)
 
 
+def normalize_promise(value: Any) -> str | None:
+    """An order-level promise as stored: an ISO-8601 instant with an offset, as that instant in UTC
+    (``2026-03-06T22:00:00+00:00``), or a date ``YYYY-MM-DD`` as it is (24:00 at the end of that day in the
+    warehouse's time zone, resolved in dbt: ``macros/promise_instant.sql``); empty is none. Anything else raises
+    ``PydanticCustomError`` (``invalid_timestamp`` / ``naive_timestamp`` in the DLQ)."""
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise PydanticCustomError(
+            "promise_not_text",
+            "must be an ISO-8601 timestamp with a UTC offset (2026-03-02T17:00:00-05:00) or a date (2026-03-02)",
+        )
+    text = value.strip()
+    if _DATE_ONLY.match(text):
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise PydanticCustomError("promise_invalid", "is not a calendar date (send e.g. 2026-03-02)") from None
+    if text[4:5] != "-" or text[10:11] not in _DATE_TIME_SEPARATORS or not text[:4].isdigit():
+        raise PydanticCustomError(
+            "promise_invalid",
+            "is not an ISO-8601 timestamp or date (send e.g. 2026-03-02T17:00:00-05:00 or 2026-03-02)",
+        )
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise PydanticCustomError(
+            "promise_invalid", "is not an ISO-8601 timestamp (send e.g. 2026-03-02T17:00:00-05:00)"
+        ) from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise PydanticCustomError(
+            "promise_naive",
+            "has no UTC offset (send e.g. 2026-03-02T17:00:00-05:00, or a date 2026-03-02 for the end of "
+            "that day at the warehouse)",
+        )
+    if not 2000 <= instant.astimezone(UTC).year <= 9998:
+        raise PydanticCustomError("promise_invalid", "is outside the years 2000 to 9998")
+    return instant.astimezone(UTC).isoformat()
+
+
 class CanonicalEvent(BaseModel):
     """One landing-zone event. Unknown extra fields are allowed and kept in the payload."""
 
@@ -189,39 +229,7 @@ class CanonicalEvent(BaseModel):
     @field_validator("promised_ship_by", "promised_deliver_by", mode="before")
     @classmethod
     def _promise(cls, value: Any) -> Any:
-        if value is None or value == "":
-            return None
-        if type(value) is not str:
-            raise PydanticCustomError(
-                "promise_not_text",
-                "must be an ISO-8601 timestamp with a UTC offset (2026-03-02T17:00:00-05:00) or a date (2026-03-02)",
-            )
-        text = value.strip()
-        if _DATE_ONLY.match(text):
-            try:
-                return date.fromisoformat(text).isoformat()
-            except ValueError:
-                raise PydanticCustomError("promise_invalid", "is not a calendar date (send e.g. 2026-03-02)") from None
-        if text[4:5] != "-" or text[10:11] not in _DATE_TIME_SEPARATORS or not text[:4].isdigit():
-            raise PydanticCustomError(
-                "promise_invalid",
-                "is not an ISO-8601 timestamp or date (send e.g. 2026-03-02T17:00:00-05:00 or 2026-03-02)",
-            )
-        try:
-            instant = datetime.fromisoformat(text)
-        except ValueError:
-            raise PydanticCustomError(
-                "promise_invalid", "is not an ISO-8601 timestamp (send e.g. 2026-03-02T17:00:00-05:00)"
-            ) from None
-        if instant.tzinfo is None or instant.utcoffset() is None:
-            raise PydanticCustomError(
-                "promise_naive",
-                "has no UTC offset (send e.g. 2026-03-02T17:00:00-05:00, or a date 2026-03-02 for the end of "
-                "that day at the warehouse)",
-            )
-        if not 2000 <= instant.astimezone(UTC).year <= 9998:
-            raise PydanticCustomError("promise_invalid", "is outside the years 2000 to 9998")
-        return instant.astimezone(UTC).isoformat()
+        return normalize_promise(value)
 
     @field_validator("warehouse_id", "carrier", "service_level", "tracking_number", mode="before")
     @classmethod

@@ -31,10 +31,11 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import psycopg
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from e2a_dagster.lib.database import raw_connection, with_db_retries
-from e2a_dagster.lib.events import Fault, Rejected, faults_from_validation
+from e2a_dagster.lib.events import PROMISES, Fault, Rejected, faults_from_validation, normalize_promise
 from e2a_dagster.lib.ingest import Rejection, record_rejections
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,11 @@ class _Fulfillment(_Loose):
     tracking_number: str | None = None
 
 
+class _NoteAttribute(_Loose):
+    name: Any = None
+    value: Any = None
+
+
 class ShopifyOrder(_Loose):
     id: int | Annotated[str, Field(pattern=r"^[0-9]{1,20}$")]
     created_at: AwareDatetime
@@ -283,6 +289,22 @@ class ShopifyOrder(_Loose):
     line_items: list[_LineItem] = []
     shipping_lines: list[_ShippingLine] = []
     fulfillments: list[_Fulfillment] = []
+    # The order's own promise, where the shop (or the marketplace app that created the order) writes one: a note
+    # attribute named ``promised_ship_by`` / ``promised_deliver_by``, in the form of the landing-zone field
+    # (lib/events.normalize_promise). stg_shopify__orders reads it; a bad value sends the order to the DLQ.
+    note_attributes: list[_NoteAttribute] = []
+
+    @field_validator("note_attributes")
+    @classmethod
+    def _promises(cls, attributes: list[_NoteAttribute]) -> list[_NoteAttribute]:
+        for attribute in attributes:
+            name = attribute.name.strip().lower() if isinstance(attribute.name, str) else None
+            if name in PROMISES:
+                try:
+                    normalize_promise(attribute.value)
+                except PydanticCustomError as exc:
+                    raise PydanticCustomError(exc.type, f"{name} {exc.message()}") from None
+        return attributes
 
 
 def validate_order(raw: Any) -> ShopifyOrder:

@@ -316,3 +316,48 @@ def test_every_fixture_payload_ingests_and_stages_into_fct_orders(
             "units": 3,
         },
     ]
+
+
+def test_a_shopify_order_carries_its_promise_in_a_note_attribute(engine, dbt_seeded, pg_info, uid):
+    """The shop (or the marketplace app that created the order) writes the promise as a note attribute: the
+    current version's counts (a later version re-promises); a bad value sends that version to the DLQ."""
+    shop = f"https://promise-{uid}.myshopify.example"
+    base = 9_300_000_000 + int(uid[:6], 16)
+    promised = lambda **kv: [{"name": k, "value": v} for k, v in kv.items()]  # noqa: E731
+    first = _order(base, 1, note_attributes=promised(promised_ship_by="2026-03-03"))
+    again = _order(
+        base,
+        30,
+        note_attributes=[
+            {"name": "gift_message", "value": "Happy birthday"},
+            *promised(Promised_Ship_By="2026-03-04T12:00:00-05:00", promised_deliver_by="2026-03-06"),
+        ],
+    )
+    bad = _order(base + 1, 1, note_attributes=promised(promised_deliver_by="end of next week"))
+    pages = [(f"{shop}/page-{n}", json.dumps({"orders": [order]})) for n, order in enumerate([first, again, bad])]
+    result = load_documents(engine, pages, shop=shop, tenant_id="acme")
+    assert (result.orders, result.inserted, result.rejected) == (3, 2, 1)
+    (reject,) = _rejects(engine, shop)
+    assert reject["error_code"] == "invalid_timestamp"
+    assert reject["error_message"].startswith("note_attributes: promised_deliver_by is not an ISO-8601")
+
+    run_dbt(
+        [
+            "build",
+            "--select",
+            "stg_landing__order_events stg_shopify__orders stg_shopify__order_events int_orders_milestoned",
+            "--exclude",
+            "test_type:unit",
+        ],
+        pg_info,
+    )
+    with engine.connect() as conn:
+        got = conn.execute(
+            sa.text(
+                "select promised_ship_by, promised_deliver_by from intermediate.int_orders_milestoned "
+                "where tenant_id = 'acme' and order_id = :o"
+            ),
+            {"o": str(base)},
+        ).one()
+    # as the shop wrote it (dbt reads both forms: macros/promise_instant.sql)
+    assert tuple(got) == ("2026-03-04T12:00:00-05:00", "2026-03-06")

@@ -81,14 +81,16 @@ version_facts as (
 
 order_facts as (
     select shop, tenant_id, order_id, valid_from, valid_to, 'order_created' as event_type, created_at as occurred_at,
-           warehouse_id, units, lines, service_level
+           warehouse_id, units, lines, service_level, promised_ship_by, promised_deliver_by
     from version_facts
     union all
-    select shop, tenant_id, order_id, valid_from, valid_to, 'order_paid', processed_at, null, null, null, null
+    select shop, tenant_id, order_id, valid_from, valid_to, 'order_paid', processed_at, null, null, null, null,
+           null, null
     from version_facts
     where financial_status in ({{ paid_statuses }}) and processed_at is not null
     union all
-    select shop, tenant_id, order_id, valid_from, valid_to, 'order_cancelled', cancelled_at, null, null, null, null
+    select shop, tenant_id, order_id, valid_from, valid_to, 'order_cancelled', cancelled_at, null, null, null, null,
+           null, null
     from version_facts
     where cancelled_at is not null
 ),
@@ -133,7 +135,9 @@ events as (
         service_level,
         cast(null as text) as tracking_number,
         units,
-        lines
+        lines,
+        promised_ship_by,
+        promised_deliver_by
     from order_facts
     where occurred_at is not null
 
@@ -152,6 +156,8 @@ events as (
         shipped.carrier,
         version_facts.service_level,
         shipped.tracking_number,
+        null,
+        null,
         null,
         null
     from shipped
@@ -174,6 +180,8 @@ events as (
         shipped.carrier,
         null,
         shipped.tracking_number,
+        null,
+        null,
         null,
         null
     from shipment_statuses as statuses
@@ -201,8 +209,8 @@ select
     cast(lines as integer) as lines,
     cast(null as integer) as cartons,
     cast(null as numeric) as postage,
-    cast(null as text) as promised_ship_by,
-    cast(null as text) as promised_deliver_by,
+    cast(promised_ship_by as text) as promised_ship_by,
+    cast(promised_deliver_by as text) as promised_deliver_by,
     cast(shop as text) as shop,
     cast(valid_from as timestamptz) as valid_from,
     cast(valid_to as timestamptz) as valid_to

@@ -27,6 +27,21 @@ renamed as (
             when jsonb_typeof(payload -> 'fulfillments') = 'array' then payload -> 'fulfillments'
             else cast('[]' as jsonb)
         end as fulfillments,
+        -- the order's own promise: a note attribute of that name (validated at ingestion, lib/shopify.py)
+        {%- for promise in ['promised_ship_by', 'promised_deliver_by'] %}
+        (
+            select nullif(trim(attribute.value ->> 'value'), '')
+            from jsonb_array_elements(
+                case
+                    when jsonb_typeof(payload -> 'note_attributes') = 'array' then payload -> 'note_attributes'
+                    else cast('[]' as jsonb)
+                end
+            ) with ordinality as attribute (value, position)
+            where lower(trim(attribute.value ->> 'name')) = '{{ promise }}'
+            order by attribute.position
+            limit 1
+        ) as {{ promise }},
+        {%- endfor %}
         ingested_at
     from source
 )
@@ -51,6 +66,8 @@ select
     shipping_method,
     cast({{ shopify_service_level('shipping_method') }} as text) as service_level,
     fulfillments,
+    promised_ship_by,
+    promised_deliver_by,
     cast(row_number() over (partition by shop, order_id order by updated_at desc) as integer) as version_rank,
     ingested_at
 from renamed
