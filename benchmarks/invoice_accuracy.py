@@ -35,14 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TYPES = (
-    "rate_mismatch",
-    "quantity_mismatch",
-    "duplicate_charge",
-    "unexpected_charge",
-    "unbilled",
-    "missing_sla_credit",
-)
+from e2a_dagster.lib.vocabulary import FINDINGS as TYPES  # noqa: E402 (the project's own modules, after the path)
+
 BENCH_DB = "e2a_bench_invoice"
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from e2a_dagster.lib.vocabulary import DISCREPANCY_TYPES
+
 
 def _float(value) -> float:
     return float(value or 0)
@@ -58,15 +60,7 @@ def reconciliation_metrics(engine: sa.Engine) -> dict[str, float | int]:
         metrics[f"expected_{currency}"] = _float(expected)
         metrics[f"delta_{currency}"] = _float(delta)
         metrics[f"expected_sla_credits_{currency}"] = _float(credits)
-    for kind in (
-        "matched",
-        "rate_mismatch",
-        "quantity_mismatch",
-        "duplicate_charge",
-        "unexpected_charge",
-        "unbilled",
-        "missing_sla_credit",
-    ):
+    for kind in DISCREPANCY_TYPES:
         metrics[f"rows_{kind}"] = int(by_type.get(kind, 0))
     return metrics
 

@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holidays_lib
 
 from e2a_dagster.lib.settings import reference_dir
+from e2a_dagster.lib.vocabulary import SLA_STAGES
 
-STAGES = ("pick", "pack", "ship", "deliver")
+STAGES = SLA_STAGES
 RULE_FOR_STAGE = {"pick": "duration", "pack": "duration", "ship": "cutoff", "deliver": "transit_days"}
 CHARGE_CODES = ("ORDER_FEE", "PICK_UNIT", "PACK_CARTON", "SHIPPING", "RETURN_FEE", "MONTHLY_MINIMUM")
 OPEN_END_DATE = date(9999, 12, 31)

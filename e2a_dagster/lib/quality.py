@@ -20,20 +20,7 @@ import sqlalchemy as sa
 
 from e2a_dagster.lib import clock
 from e2a_dagster.lib.events import EVENT_TYPES
-
-SLA_STAGES = ("pick", "pack", "ship", "deliver")
-SLA_STATUSES = ("met", "late", "overdue", "at_risk", "on_track", "cancelled")
-LATE_STATUSES = ("late", "overdue")
-SEVERITIES = ("minor", "major", "critical")
-DISCREPANCY_TYPES = (
-    "matched",
-    "rate_mismatch",
-    "quantity_mismatch",
-    "duplicate_charge",
-    "unexpected_charge",
-    "unbilled",
-    "missing_sla_credit",
-)
+from e2a_dagster.lib.vocabulary import DISCREPANCY_TYPES, SEVERITIES, SLA_STAGES, SLA_STATUSES
 
 # Plausible event times: not before this instant (epoch-zero and year-1 typos), not later than the ingestion
 # clock plus this skew (an event cannot be received before it happened).

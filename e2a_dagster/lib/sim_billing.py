@@ -26,17 +26,11 @@ from zoneinfo import ZoneInfo
 from e2a_dagster.lib.billing import FIELDS as BILLING_FIELDS
 from e2a_dagster.lib.settings import reference_dir
 from e2a_dagster.lib.sim_sla import _rows
+from e2a_dagster.lib.vocabulary import FINDINGS
 
 CENT = Decimal("0.01")
 COLUMNS = BILLING_FIELDS  # the billing file contract (DESIGN §4.3) lives once, in lib/billing.py
-DISCREPANCY_TYPES = (
-    "rate_mismatch",
-    "quantity_mismatch",
-    "duplicate_charge",
-    "unexpected_charge",
-    "unbilled",
-    "missing_sla_credit",
-)
+DISCREPANCY_TYPES = FINDINGS  # the types the simulator injects: every finding (lib/vocabulary.py)
 
 
 def money(value: Decimal) -> Decimal:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-STATUSES = ("met", "late", "overdue", "at_risk", "on_track", "cancelled")
-SEVERITIES = ("minor", "major", "critical")
-EXCEPTION_STATUSES = ("at_risk", "open", "resolved", "cancelled")
+from e2a_dagster.lib.vocabulary import EXCEPTION_STATUSES, SEVERITIES
+from e2a_dagster.lib.vocabulary import SLA_STATUSES as STATUSES
 
 
 def _counts(conn: sa.Connection, sql: str) -> dict[str, int]:

@@ -1,0 +1,80 @@
+"""Each vocabulary is written once (lib/vocabulary.py); the SQL that spells it (a ``case`` producing the words, an
+``accepted_values`` test on the column) must agree, and no other Python module keeps a copy of its own."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from e2a_dagster.lib import vocabulary
+from e2a_dagster.lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT
+
+MODELS = DBT_PROJECT_DIR / "models"
+
+
+def _accepted_values(yml: Path, model: str, column: str) -> list[str]:
+    doc = yaml.safe_load(yml.read_text())
+    (node,) = [m for m in doc["models"] if m["name"] == model]
+    (col,) = [c for c in node["columns"] if c["name"] == column]
+    (test,) = [t["accepted_values"] for t in col.get("data_tests", []) if "accepted_values" in t]
+    return [str(v) for v in test["arguments"]["values"]]
+
+
+@pytest.mark.parametrize(
+    ("yml", "model", "column", "words"),
+    [
+        ("marts/operations/_sla_models.yml", "fct_sla_evaluations", "stage", vocabulary.SLA_STAGES),
+        ("marts/operations/_sla_models.yml", "fct_sla_evaluations", "status", vocabulary.SLA_STATUSES),
+        ("marts/operations/_sla_models.yml", "fct_sla_evaluations", "severity", vocabulary.SEVERITIES),
+        ("marts/operations/_sla_models.yml", "fct_sla_evaluations", "due_source", vocabulary.DUE_SOURCES),
+        ("marts/operations/_sla_models.yml", "fct_sla_exceptions", "status", vocabulary.EXCEPTION_STATUSES),
+        (
+            "marts/finance/_finance_models.yml",
+            "fct_invoice_reconciliation",
+            "discrepancy_type",
+            vocabulary.DISCREPANCY_TYPES,
+        ),
+        ("marts/finance/_finance_models.yml", "fct_expected_charges", "period_status", vocabulary.PERIOD_STATUSES),
+    ],
+)
+def test_accepted_values_tests_are_the_vocabulary(yml, model, column, words):
+    assert sorted(_accepted_values(MODELS / yml, model, column)) == sorted(words)
+
+
+def _case_words(sql: Path, cte: str) -> set[str]:
+    """The words a CTE's ``case`` expressions produce (``then 'x'`` / ``else 'x'``)."""
+    text = sql.read_text()
+    body = text[text.index(f"{cte} as (") :]
+    body = body[: body.index("\n)\n")]
+    return set(re.findall(r"(?:then|else) '([a-z_]+)'", body))
+
+
+def test_the_sql_classifies_into_the_vocabulary_only():
+    assert _case_words(MODELS / "marts/finance/fct_invoice_reconciliation.sql", "classified") == set(
+        vocabulary.DISCREPANCY_TYPES
+    )
+    assert _case_words(MODELS / "marts/operations/fct_sla_evaluations.sql", "statused") == set(vocabulary.SLA_STATUSES)
+    severity = (DBT_PROJECT_DIR / "macros/sla_severity.sql").read_text()
+    assert set(re.findall(r"(?:then|else) '([a-z_]+)'", severity)) == set(vocabulary.SEVERITIES)
+
+
+def test_no_python_module_keeps_its_own_copy():
+    """A tuple literal that spells a whole vocabulary outside lib/vocabulary.py is a copy that can drift."""
+    lists = {
+        name: words
+        for name, words in vars(vocabulary).items()
+        if name.isupper() and isinstance(words, tuple) and len(words) >= 3
+    }
+    copies = []
+    for path in [*(PROJECT_ROOT / "e2a_dagster").rglob("*.py"), *(PROJECT_ROOT / "benchmarks").glob("*.py")]:
+        if path.name == "vocabulary.py":
+            continue
+        text = path.read_text()
+        for name, words in lists.items():
+            literal = r"\s*,\s*".join(rf"""["']{re.escape(w)}["']""" for w in words)
+            if re.search(literal, text):
+                copies.append(f"{path.relative_to(PROJECT_ROOT)}: {name}")
+    assert copies == []
