@@ -119,7 +119,8 @@ select
     cast(minutes_late as numeric(14, 2)) as minutes_late,
     cast({{ sla_severity('minutes_late', 'major_after_minutes', 'critical_after_minutes') }} as text) as severity,
     cast(case
-        when not (status in ('late', 'overdue', 'at_risk') or (status = 'cancelled' and cancelled_at > due_at))
+        when status is null
+            or not (status in ('late', 'overdue', 'at_risk') or (status = 'cancelled' and cancelled_at > due_at))
             then null
         when stage = 'pick' then 'PICK_BACKLOG'
         when stage = 'pack' then 'PACK_DELAY'
