@@ -33,7 +33,8 @@ renamed as (
             select nullif(trim(attribute.value ->> 'value'), '')
             from jsonb_array_elements(
                 case
-                    when jsonb_typeof(payload -> 'note_attributes') = 'array' then payload -> 'note_attributes'
+                    when jsonb_typeof(source.payload -> 'note_attributes') = 'array'
+                        then source.payload -> 'note_attributes'
                     else cast('[]' as jsonb)
                 end
             ) with ordinality as attribute (value, position)
