@@ -96,8 +96,7 @@ TEXT_FIELDS = (
 )
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# Order events that may carry the order's own promise (``promised_ship_by`` / ``promised_deliver_by``).
-PROMISE_EVENTS = ("order_created", "order_paid", "order_released")
+# The order's own promise fields (read on order_created / order_paid / order_released: int_orders_milestoned).
 PROMISES = ("promised_ship_by", "promised_deliver_by")
 _DATE_TIME_SEPARATORS = ("T", "t", " ")
 

@@ -272,11 +272,6 @@ class _Fulfillment(_Loose):
     tracking_number: str | None = None
 
 
-class _NoteAttribute(_Loose):
-    name: Any = None
-    value: Any = None
-
-
 class ShopifyOrder(_Loose):
     id: int | Annotated[str, Field(pattern=r"^[0-9]{1,20}$")]
     created_at: AwareDatetime
@@ -292,16 +287,18 @@ class ShopifyOrder(_Loose):
     # The order's own promise, where the shop (or the marketplace app that created the order) writes one: a note
     # attribute named ``promised_ship_by`` / ``promised_deliver_by``, in the form of the landing-zone field
     # (lib/events.normalize_promise). stg_shopify__orders reads it; a bad value sends the order to the DLQ.
-    note_attributes: list[_NoteAttribute] = []
+    # Anything else in note_attributes (null, odd entries) is the shop's business, kept and not judged.
+    note_attributes: Any = None
 
     @field_validator("note_attributes")
     @classmethod
-    def _promises(cls, attributes: list[_NoteAttribute]) -> list[_NoteAttribute]:
-        for attribute in attributes:
-            name = attribute.name.strip().lower() if isinstance(attribute.name, str) else None
+    def _promises(cls, attributes: Any) -> Any:
+        for attribute in attributes if isinstance(attributes, list) else []:
+            name = attribute.get("name") if isinstance(attribute, dict) else None
+            name = name.strip().lower() if isinstance(name, str) else None
             if name in PROMISES:
                 try:
-                    normalize_promise(attribute.value)
+                    normalize_promise(attribute.get("value"))
                 except PydanticCustomError as exc:
                     raise PydanticCustomError(exc.type, f"{name} {exc.message()}") from None
         return attributes

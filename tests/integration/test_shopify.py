@@ -334,9 +334,11 @@ def test_a_shopify_order_carries_its_promise_in_a_note_attribute(engine, dbt_see
         ],
     )
     bad = _order(base + 1, 1, note_attributes=promised(promised_deliver_by="end of next week"))
-    pages = [(f"{shop}/page-{n}", json.dumps({"orders": [order]})) for n, order in enumerate([first, again, bad])]
+    odd = [_order(base + 2, 1, note_attributes=None), _order(base + 3, 1, note_attributes=[None, "x", {"name": 7}])]
+    orders = [first, again, bad, *odd]
+    pages = [(f"{shop}/page-{n}", json.dumps({"orders": [order]})) for n, order in enumerate(orders)]
     result = load_documents(engine, pages, shop=shop, tenant_id="acme")
-    assert (result.orders, result.inserted, result.rejected) == (3, 2, 1)
+    assert (result.orders, result.inserted, result.rejected) == (5, 4, 1)  # odd notes are the shop's business
     (reject,) = _rejects(engine, shop)
     assert reject["error_code"] == "invalid_timestamp"
     assert reject["error_message"].startswith("note_attributes: promised_deliver_by is not an ISO-8601")
