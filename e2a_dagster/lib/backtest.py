@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
 from e2a_dagster.lib.database import ConnectionInfo
+from e2a_dagster.lib.dbt import PRODUCT_BUILD_EXCLUDES
 from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.settings import DBT_PROJECT_DIR, reference_dir
 
@@ -187,6 +188,8 @@ def dbt_args(command: str, name: str, as_of: datetime, *select: str) -> list[str
     args = [command]
     if select:
         args += ["--select", *select]
+    if command == "build":
+        args += PRODUCT_BUILD_EXCLUDES
     return [*args, "--vars", json.dumps(dbt_vars(name, as_of)), "--target-path", str(target_path(name))]
 
 

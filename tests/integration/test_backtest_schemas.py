@@ -43,7 +43,7 @@ def test_names_and_dbt_arguments():
         with pytest.raises(BacktestError):
             validate_name(bad)
     args = dbt_args("build", "q1", AS_OF, "agg_billing_monthly")
-    assert args[:3] == ["build", "--select", "agg_billing_monthly"]
+    assert args[:5] == ["build", "--select", "agg_billing_monthly", "--exclude-resource-type", "unit_test"]
     assert json.loads(args[args.index("--vars") + 1]) == {
         "as_of": "2026-03-20T12:00:00+00:00",
         "e2a_schema_prefix": "q1",

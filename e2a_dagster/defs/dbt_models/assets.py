@@ -10,7 +10,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
 from e2a_dagster.defs.resources import Database, dbt_project
-from e2a_dagster.lib.dbt import prune_run_targets, run_target
+from e2a_dagster.lib.dbt import PRODUCT_BUILD_EXCLUDES, prune_run_targets, run_target
 from e2a_dagster.lib.invoice_metrics import METRICS_BY_MODEL as INVOICE_METRICS
 from e2a_dagster.lib.settings import load_settings
 from e2a_dagster.lib.sla_metrics import METRICS_BY_MODEL
@@ -71,9 +71,12 @@ def selected_tests_args(context: dg.AssetExecutionContext) -> list[str]:
 
 def stream_dbt(dbt: DbtCliResource, args: list[str], context: dg.AssetExecutionContext) -> Iterator:
     """The events of one dbt command of this step, run in a target folder of its own under
-    ``E2A_HOME/dbt-targets`` (the newest few are kept to look at; never the shared ``dbt_project/target``)."""
+    ``E2A_HOME/dbt-targets`` (the newest few are kept to look at; never the shared ``dbt_project/target``).
+    A build leaves the dbt unit tests out (``PRODUCT_BUILD_EXCLUDES``)."""
     root = load_settings().home / "dbt-targets"
     target = run_target(root, f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}")
+    if args[:1] == ["build"]:
+        args = [*args, *PRODUCT_BUILD_EXCLUDES]
     try:
         yield from dbt.cli(args, context=context, target_path=target).stream()
     finally:
