@@ -10,6 +10,10 @@ from e2a_dagster.lib.reference import seeds_version
 from e2a_dagster.lib.reports import markdown_table
 
 SLA_EXCEPTIONS = dg.AssetKey(["marts", "fct_sla_exceptions"])
+# Tables the narratives read besides the view: a dependency on them orders the narratives after the models
+# in a run that rebuilds both (the wave: the view is not rebuilt, so it alone orders nothing).
+SLA_EVALUATIONS = dg.AssetKey(["marts", "fct_sla_evaluations"])
+ORDERS = dg.AssetKey(["marts", "fct_orders"])
 
 
 class NarrativesConfig(dg.Config):
@@ -21,7 +25,7 @@ class NarrativesConfig(dg.Config):
     key=["actions", "exception_narratives"],
     group_name="explanations",
     kinds={"python", "postgres"},
-    deps=[SLA_EXCEPTIONS],
+    deps=[SLA_EXCEPTIONS, SLA_EVALUATIONS, ORDERS],
     automation_condition=LIVE,
     description="An ops note and a client note for every new or changed SLA exception (LLM when configured, "
     "validated and grounded; else templates). Never fails the pipeline.",
