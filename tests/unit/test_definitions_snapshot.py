@@ -49,3 +49,14 @@ def test_definitions_match_the_snapshot(definitions):
         "the code location changed its names (E2A_UPDATE_SNAPSHOT=1 rewrites the snapshot, see the module doc)"
     )
     assert current == expected  # no duplicate lines either
+
+
+def test_groups_are_domains_not_layers(definitions):
+    graph = definitions.resolve_asset_graph()
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {"ingestion", "reference", "operations", "finance", "kpis", "explanations", "actions"}
+    group = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert group["staging/stg_landing__order_events"] == "ingestion"
+    assert group["staging/stg_calendar__warehouse_days"] == "reference"
+    assert group["intermediate/int_order_stages_scheduled"] == "operations"
+    assert group["intermediate/int_billable_activities_priced"] == "finance"

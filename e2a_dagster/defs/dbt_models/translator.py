@@ -30,7 +30,10 @@ def automation_for(props: Mapping[str, Any]) -> dg.AutomationCondition | None:
 
 
 def group_for(props: Mapping[str, Any]) -> str:
-    """Seeds are reference data; models are grouped by the folder under models/ (marts by their domain)."""
+    """Groups are domains, never layers: seeds are reference data; marts are grouped by their folder
+    (``marts/<domain>``); a staging view belongs to the source it normalises (``ingestion``; the calendar's to
+    ``reference``); an intermediate model to the marts it computes for (``finance`` when tagged ``invoice``,
+    else ``operations``)."""
     configured = props.get("meta", {}).get("dagster", {}).get("group") or props.get("config", {}).get("meta", {}).get(
         "dagster", {}
     ).get("group")
@@ -39,11 +42,14 @@ def group_for(props: Mapping[str, Any]) -> str:
     if props.get("resource_type") == "seed":
         return "reference"
     fqn = props.get("fqn", [])
-    # fqn = [project, "staging", ...] / [project, "marts", "<domain>", model]
-    if len(fqn) >= 4 and fqn[1] == "marts":
+    # fqn = [project, "staging", "<source>", model] / [project, "intermediate", model] / [project, "marts", ...]
+    layer = fqn[1] if len(fqn) >= 3 else None
+    if layer == "marts" and len(fqn) >= 4:
         return fqn[2]
-    if len(fqn) >= 3:
-        return fqn[1]
+    if layer == "staging":
+        return "reference" if len(fqn) >= 4 and fqn[2] == "calendar" else "ingestion"
+    if layer == "intermediate":
+        return "finance" if "invoice" in props.get("tags", []) else "operations"
     return "transform"
 
 
