@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     import sqlalchemy as sa
 
     from e2a_dagster.lib.billing import ingest_billing_file, pending_billing_files
-    from e2a_dagster.lib.calendar import calendar_days, calendar_window, data_range, write_calendar
+    from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
     from e2a_dagster.lib.database import make_engine
     from e2a_dagster.lib.dbt import run_dbt
     from e2a_dagster.lib.ingest import ingest_file, pending_files
@@ -219,14 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dbt(["seed", "--quiet"], info)
     for path in pending_files(events_dir):
         ingest_file(engine, path, reference)
-    with (SEEDS_DIR / "warehouses.csv").open() as fh:
-        import csv
-
-        warehouses = list(csv.DictReader(fh))
-    with (SEEDS_DIR / "calendar_exceptions.csv").open() as fh:
-        exceptions = list(csv.DictReader(fh))
     first, last = calendar_window(end.date(), *data_range(engine))
-    write_calendar(engine, calendar_days(warehouses, exceptions, first, last))
+    write_calendar(engine, calendar_from_seeds(SEEDS_DIR, first, last))
     billing = [ingest_billing_file(engine, p, reference) for p in pending_billing_files(billing_dir)]
     lap("ingest_s")
     run_dbt(

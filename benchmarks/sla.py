@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
-from e2a_dagster.lib.calendar import calendar_days, calendar_window, data_range, write_calendar  # noqa: E402
+from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar  # noqa: E402
 from e2a_dagster.lib.database import EmbeddedServer, make_engine  # noqa: E402
 from e2a_dagster.lib.dbt import run_dbt  # noqa: E402
 from e2a_dagster.lib.ingest import ingest_file  # noqa: E402
@@ -43,13 +43,6 @@ from e2a_dagster.lib.simulator import Simulator, simulate_history, write_jsonl  
 
 SELECT = ["--select", "stg_landing__order_events stg_shopify__orders stg_shopify__order_events tag:sla"]
 NEW_EVENTS = 1_000
-
-
-def _calendar_rows(name: str) -> list[dict[str, str]]:
-    import csv
-
-    with (ROOT / "seeds" / name).open(newline="", encoding="utf-8") as fh:
-        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def _timed(args: list[str], info) -> float:
@@ -109,9 +102,7 @@ def run_size(server_info, orders: int, rate: float, workdir: Path, keep: bool = 
     _analyze(info)
 
     first, last = calendar_window(date.today(), *data_range(engine))
-    write_calendar(
-        engine, calendar_days(_calendar_rows("warehouses.csv"), _calendar_rows("calendar_exceptions.csv"), first, last)
-    )
+    write_calendar(engine, calendar_from_seeds(ROOT / "seeds", first, last))
 
     full_build_s = _timed(["run", *SELECT, "--full-refresh"], info)
     _analyze(info)

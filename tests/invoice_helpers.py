@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from e2a_dagster.lib import clock
 from e2a_dagster.lib.billing import FIELDS
 from e2a_dagster.lib.calendar import calendar_days, calendar_window, data_range, write_calendar
+from e2a_dagster.lib.reference import reference_rows
 from e2a_dagster.lib.settings import SEEDS_DIR
 
 
@@ -112,16 +113,16 @@ def write_invoice(
     return path
 
 
-def _seed_rows(name: str) -> list[dict[str, str]]:
-    with (SEEDS_DIR / name).open(newline="", encoding="utf-8") as fh:
-        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
 def write_warehouse_calendar(engine: sa.Engine) -> None:
     """What the ``reference/warehouse_calendar`` asset writes, over today (the pinned clock) and every stored
     event."""
     first, last = calendar_window(clock.today(), *data_range(engine))
     write_calendar(
         engine,
-        calendar_days(_seed_rows("warehouses.csv"), _seed_rows("calendar_exceptions.csv"), first, last),
+        calendar_days(
+            reference_rows("warehouses.csv", SEEDS_DIR),
+            reference_rows("calendar_exceptions.csv", SEEDS_DIR),
+            first,
+            last,
+        ),
     )

@@ -8,7 +8,6 @@ both. ``write_calendar`` replaces the stored calendar in one transaction.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import astuple, dataclass, fields
 from datetime import date, datetime, time, timedelta
@@ -19,6 +18,7 @@ import holidays
 import sqlalchemy as sa
 
 from e2a_dagster.lib.database import raw_connection
+from e2a_dagster.lib.reference import reference_rows
 
 TABLE = "reference.warehouse_calendar"
 DAYS_BEFORE = 400
@@ -169,16 +169,10 @@ def data_range(engine: sa.Engine) -> tuple[date | None, date | None]:
     return row[0], row[1]
 
 
-def seed_rows(seeds_dir: Path, name: str) -> list[dict[str, str]]:
-    """Rows of a seed CSV (``warehouses.csv``, ``calendar_exceptions.csv``) as ``calendar_days`` reads them."""
-    with (seeds_dir / name).open(newline="", encoding="utf-8") as fh:
-        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
 def calendar_from_seeds(seeds_dir: Path, first: date, last: date) -> Iterator[CalendarDay]:
     """``calendar_days`` for the warehouses and exceptions in ``seeds_dir``."""
     return calendar_days(
-        seed_rows(seeds_dir, "warehouses.csv"), seed_rows(seeds_dir, "calendar_exceptions.csv"), first, last
+        reference_rows("warehouses.csv", seeds_dir), reference_rows("calendar_exceptions.csv", seeds_dir), first, last
     )
 
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -35,6 +34,7 @@ from e2a_dagster.lib.clock import now as clock_now
 from e2a_dagster.lib.llm import LLMClient, LLMConfig, LLMError
 from e2a_dagster.lib.llm_guard import CircuitBreaker, Clock, TokenBudget, estimate_tokens
 from e2a_dagster.lib.prompts import Prompt
+from e2a_dagster.lib.reference import reference_rows
 from e2a_dagster.lib.settings import reference_dir
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,6 @@ STATUS_RANK = {"overdue": 0, "late": 1, "at_risk": 2}
 # Fallbacks caused by the call, not by the input: the next run tries the LLM again for the same input.
 TRANSIENT = ("fallback:budget_exhausted", "fallback:breaker_open", "fallback:llm_")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-def _csv(path: Path) -> list[tuple[int, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        return [(reader.line_num, {k: (v or "").strip() for k, v in row.items()}) for row in reader]
 
 
 @dataclass(frozen=True)
@@ -69,7 +63,7 @@ class NarrativeReference:
     def load(cls, seeds_dir: Path | None = None) -> NarrativeReference:
         seeds_dir = seeds_dir or reference_dir()
         rows = {
-            name: [r for _, r in _csv(seeds_dir / f"{name}.csv")]
+            name: reference_rows(f"{name}.csv", seeds_dir)
             for name in (
                 "tenants",
                 "warehouses",

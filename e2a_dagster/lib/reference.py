@@ -15,8 +15,12 @@ from pathlib import Path
 from e2a_dagster.lib.settings import reference_dir
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
+def reference_rows(name: str, folder: Path | None = None) -> list[dict[str, str]]:
+    """The rows of one reference CSV (``tenants.csv``, ...) in ``folder`` (default: ``E2A_REFERENCE_DIR``, else
+    the repository's ``seeds/``), every cell stripped. The one reader of the files dbt seeds: the SLA calendar,
+    the narratives, the simulator and the test oracles all read them here (``lint`` reads them its own way, with
+    line numbers for its findings; ``dbt seed`` loads them into ``reference.*``)."""
+    with ((folder or reference_dir()) / name).open(newline="", encoding="utf-8") as fh:
         return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
@@ -29,9 +33,9 @@ class Reference:
     @classmethod
     def load(cls, seeds_dir: Path | None = None) -> Reference:
         seeds_dir = seeds_dir or reference_dir()
-        tenants = {row["tenant_id"]: row for row in _rows(seeds_dir / "tenants.csv")}
-        warehouses = {row["warehouse_id"]: row for row in _rows(seeds_dir / "warehouses.csv")}
-        levels = frozenset(row["service_level"].lower() for row in _rows(seeds_dir / "carrier_services.csv"))
+        tenants = {row["tenant_id"]: row for row in reference_rows("tenants.csv", seeds_dir)}
+        warehouses = {row["warehouse_id"]: row for row in reference_rows("warehouses.csv", seeds_dir)}
+        levels = frozenset(row["service_level"].lower() for row in reference_rows("carrier_services.csv", seeds_dir))
         return cls(tenants=tenants, warehouses=warehouses, service_levels=levels)
 
     def default_warehouse(self, tenant_id: str) -> str | None:

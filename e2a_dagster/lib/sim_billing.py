@@ -24,8 +24,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from e2a_dagster.lib.billing import FIELDS as BILLING_FIELDS
+from e2a_dagster.lib.reference import reference_rows
 from e2a_dagster.lib.settings import reference_dir
-from e2a_dagster.lib.sim_sla import _rows
 from e2a_dagster.lib.vocabulary import FINDINGS
 
 CENT = Decimal("0.01")
@@ -80,9 +80,9 @@ class Invoice:
 class RateCards:
     def __init__(self, seeds_dir: Path | None = None):
         seeds_dir = seeds_dir or reference_dir()
-        self.rows = _rows(seeds_dir / "rate_cards.csv")
-        self.credit_terms = _rows(seeds_dir / "sla_credit_terms.csv")
-        self.tenants = {r["tenant_id"]: r for r in _rows(seeds_dir / "tenants.csv")}
+        self.rows = reference_rows("rate_cards.csv", seeds_dir)
+        self.credit_terms = reference_rows("sla_credit_terms.csv", seeds_dir)
+        self.tenants = {r["tenant_id"]: r for r in reference_rows("tenants.csv", seeds_dir)}
 
     def _effective(self, rows: list[dict], tenant: str, day: date) -> list[dict]:
         return [

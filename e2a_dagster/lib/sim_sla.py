@@ -6,7 +6,6 @@ the simulator cannot be sure, come out as status ``unknown`` with a ``note`` ins
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -15,14 +14,10 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
+from e2a_dagster.lib.reference import reference_rows
 from e2a_dagster.lib.settings import reference_dir
 
 BOUNDARY = timedelta(minutes=1)  # closer than this to a due/at-risk boundary: too close to call
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 class BusinessCalendar:
@@ -151,14 +146,14 @@ class SlaReference:
 
     def __init__(self, seeds_dir: Path | None = None):
         seeds_dir = seeds_dir or reference_dir()
-        exceptions = _rows(seeds_dir / "calendar_exceptions.csv")
+        exceptions = reference_rows("calendar_exceptions.csv", seeds_dir)
         self.calendars = {
-            r["warehouse_id"]: BusinessCalendar(r, exceptions) for r in _rows(seeds_dir / "warehouses.csv")
+            r["warehouse_id"]: BusinessCalendar(r, exceptions) for r in reference_rows("warehouses.csv", seeds_dir)
         }
         self.exception_days = {(e["warehouse_id"], date.fromisoformat(e["local_date"])) for e in exceptions}
         self.transit = {
             (r["carrier"], r["service_level"]): int(r["transit_days"])
-            for r in _rows(seeds_dir / "carrier_services.csv")
+            for r in reference_rows("carrier_services.csv", seeds_dir)
         }
         self.policies = [
             Policy(
@@ -177,7 +172,7 @@ class SlaReference:
                 _ts(r["effective_from"]),
                 _ts(r["effective_to"]),
             )
-            for r in _rows(seeds_dir / "sla_policies.csv")
+            for r in reference_rows("sla_policies.csv", seeds_dir)
         ]
 
     def policy(

@@ -41,7 +41,7 @@ from faker import Faker
 from faker.config import AVAILABLE_LOCALES
 
 from e2a_dagster.lib import clock
-from e2a_dagster.lib.reference import Reference
+from e2a_dagster.lib.reference import Reference, reference_rows
 from e2a_dagster.lib.settings import reference_dir
 from e2a_dagster.lib.sim_billing import (
     BillableOrder,
@@ -52,7 +52,7 @@ from e2a_dagster.lib.sim_billing import (
     write_invoices,
 )
 from e2a_dagster.lib.sim_billing import supplementary_invoices as split_supplementary
-from e2a_dagster.lib.sim_sla import Milestones, SlaReference, _rows, evaluate
+from e2a_dagster.lib.sim_sla import Milestones, SlaReference, evaluate
 
 SERVICE_MIX = (("ground", 0.7), ("express", 0.22), ("overnight", 0.08))
 TRANSIT_DAYS = {"ground": 5, "express": 2, "overnight": 1}
@@ -163,7 +163,8 @@ class Simulator:
         self.shopify_tenant = shopify_tenant
         self.shopify_share = shopify_share
         self.locations = {
-            (r["tenant_id"], r["warehouse_id"]): r["location_id"] for r in _rows(seeds_dir / "shopify_locations.csv")
+            (r["tenant_id"], r["warehouse_id"]): r["location_id"]
+            for r in reference_rows("shopify_locations.csv", seeds_dir)
         }
         self._fakers: dict[str, Faker] = {}
         self._seq = 0
