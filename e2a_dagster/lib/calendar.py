@@ -18,6 +18,7 @@ import holidays
 import sqlalchemy as sa
 
 from e2a_dagster.lib.database import raw_connection
+from e2a_dagster.lib.reference import is_open as exception_is_open
 from e2a_dagster.lib.reference import reference_rows
 
 TABLE = "reference.warehouse_calendar"
@@ -50,17 +51,6 @@ def _time(value: str | time | None) -> time | None:
     if value is None or value == "":
         return None
     return value if isinstance(value, time) else time.fromisoformat(str(value))
-
-
-def _bool(value: str | bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "t", "1", "yes", "y"):
-        return True
-    if text in ("false", "f", "0", "no", "n"):
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
 
 
 def _working_days(value: str) -> frozenset[int]:
@@ -117,7 +107,7 @@ def calendar_days(
             holiday = public.get(day)
             exception = by_day.get((warehouse_id, day))
             if exception is not None:
-                is_open = _bool(exception["is_open"])
+                is_open = exception_is_open(exception)
                 opens, closes = _time(exception.get("open_time")), _time(exception.get("close_time"))
                 if is_open and (opens is None or closes is None or opens >= closes):
                     raise ValueError(f"calendar exception {warehouse_id} {day}: open needs open_time < close_time")

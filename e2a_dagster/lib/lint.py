@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
+from e2a_dagster.lib.reference import is_open
 from e2a_dagster.lib.settings import reference_dir
 from e2a_dagster.lib.vocabulary import SLA_STAGES
 
@@ -340,8 +341,18 @@ def lint_seeds(seeds_dir: Path | None = None) -> list[Finding]:
                 "fix the id or add the warehouse",
             )
         lint.day(name, line, "local_date", r["local_date"])
-        is_open = r["is_open"].lower()
-        if is_open == "true":
+        try:
+            opening = is_open(r)
+        except ValueError:
+            lint.error(
+                name,
+                line,
+                "invalid_boolean",
+                f"is_open {r['is_open']!r} is not true/false",
+                "write true or false",
+            )
+            continue
+        if opening:
             opens = lint.clock(name, line, "open_time", r["open_time"]) if r["open_time"] else None
             closes = lint.clock(name, line, "close_time", r["close_time"]) if r["close_time"] else None
             if opens is None or closes is None or opens >= closes:
@@ -352,22 +363,13 @@ def lint_seeds(seeds_dir: Path | None = None) -> list[Finding]:
                     "an opening needs open_time before close_time",
                     "fill open_time and close_time (HH:MM), open before close",
                 )
-        elif is_open == "false":
-            if r["open_time"] or r["close_time"]:
-                lint.error(
-                    name,
-                    line,
-                    "hours_on_closed_day",
-                    "a closure has opening hours",
-                    "leave open_time and close_time empty when is_open is false",
-                )
-        else:
+        elif r["open_time"] or r["close_time"]:
             lint.error(
                 name,
                 line,
-                "invalid_boolean",
-                f"is_open {r['is_open']!r} is not true/false",
-                "write true or false",
+                "hours_on_closed_day",
+                "a closure has opening hours",
+                "leave open_time and close_time empty when is_open is false",
             )
 
     # carrier services ---------------------------------------------------------------------------------------

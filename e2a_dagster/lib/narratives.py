@@ -34,7 +34,7 @@ from e2a_dagster.lib.clock import now as clock_now
 from e2a_dagster.lib.llm import LLMClient, LLMConfig, LLMError
 from e2a_dagster.lib.llm_guard import CircuitBreaker, Clock, TokenBudget, estimate_tokens
 from e2a_dagster.lib.prompts import Prompt
-from e2a_dagster.lib.reference import reference_rows
+from e2a_dagster.lib.reference import is_open, reference_rows
 from e2a_dagster.lib.settings import reference_dir
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def calendar_facts(
     day = first
     while day <= last:
         override = ref.calendar_exceptions.get((warehouse["warehouse_id"], day))
-        if override is not None and override["is_open"].lower() != "true":
+        if override is not None and not is_open(override):
             closures.append({"date": day.isoformat(), "reason": override["reason"]})
         elif day in calendar and override is None:
             found.append({"date": day.isoformat(), "name": calendar.get(day)})

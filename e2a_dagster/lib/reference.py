@@ -24,6 +24,19 @@ def reference_rows(name: str, folder: Path | None = None) -> list[dict[str, str]
         return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
+def is_open(exception: dict[str, str | bool]) -> bool:
+    """``is_open`` of a ``calendar_exceptions.csv`` row: ``true`` (an opening) or ``false`` (a closure), in any
+    case, as ``e2a lint`` demands; anything else is an error, never a guess. The one reading of the column (the
+    business calendar, the narratives, the simulator's oracle and lint all ask here)."""
+    value = exception["is_open"]
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ValueError(f"calendar_exceptions.csv: is_open {value!r} is not true/false")
+    return text == "true"
+
+
 @dataclass(frozen=True)
 class Reference:
     tenants: dict[str, dict[str, str]]

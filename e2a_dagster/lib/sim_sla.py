@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from e2a_dagster.lib.reference import reference_rows
+from e2a_dagster.lib.reference import is_open, reference_rows
 from e2a_dagster.lib.settings import reference_dir
 
 BOUNDARY = timedelta(minutes=1)  # closer than this to a due/at-risk boundary: too close to call
@@ -43,7 +43,7 @@ class BusinessCalendar:
     def _compute_hours(self, day: date) -> tuple[datetime, datetime] | None:
         exc = self.exceptions.get(day)
         if exc is not None:
-            if exc["is_open"].lower() not in ("true", "t", "1", "yes"):
+            if not is_open(exc):
                 return None
             opens = time.fromisoformat(exc["open_time"] or self.opens.isoformat())
             closes = time.fromisoformat(exc["close_time"] or self.closes.isoformat())

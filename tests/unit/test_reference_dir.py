@@ -4,6 +4,7 @@ file:line before a run, and a warehouse in a country, currency and working week 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 from datetime import date, datetime
@@ -185,3 +186,72 @@ def test_every_reader_of_the_reference_folder_reads_it_through_one_function(tmp_
         if "DictReader(" in path.read_text(encoding="utf-8") and path.name != Path(__file__).name
     )
     assert readers == ["e2a_dagster/lib/lint.py", "e2a_dagster/lib/reference.py"]
+
+
+@pytest.mark.parametrize("written", ["false", "FALSE", " False ", "true", "True"])
+def test_is_open_reads_the_same_in_the_calendar_the_narratives_the_oracle_and_lint(written, tmp_path):
+    from e2a_dagster.lib.calendar import calendar_days
+    from e2a_dagster.lib.narratives import NarrativeReference, calendar_facts
+    from e2a_dagster.lib.reference import reference_rows
+    from e2a_dagster.lib.sim_sla import BusinessCalendar
+
+    # Monday 2026-03-02 at the Newark warehouse: a working day; the exception closes it or opens it 10:00-12:00.
+    warehouse = next(r for r in reference_rows("warehouses.csv", SEEDS_DIR) if r["warehouse_id"] == "NJ1")
+    opening = written.strip().lower() == "true"
+    hours = ("10:00", "12:00") if opening else ("", "")
+    exception = {
+        "warehouse_id": "NJ1",
+        "local_date": "2026-03-02",
+        "is_open": written,
+        "open_time": hours[0],
+        "close_time": hours[1],
+        "reason": "stocktake",
+    }
+    day = date(2026, 3, 2)
+    (calendar,) = calendar_days([warehouse], [exception], day, day)
+    assert calendar.is_business_day is opening
+    assert (BusinessCalendar(warehouse, [exception]).hours(day) is not None) is opening
+    ref = dataclasses.replace(NarrativeReference.load(), calendar_exceptions={("NJ1", day): exception})
+    zone = ZoneInfo("America/New_York")
+    facts = calendar_facts(
+        warehouse, datetime(2026, 3, 2, 9, tzinfo=zone), datetime(2026, 3, 2, 17, tzinfo=zone), ref, "pick"
+    )
+    assert bool(facts["closures"]) is not opening
+
+    folder = tmp_path / "reference"
+    write_starter(folder)
+    with (folder / "calendar_exceptions.csv").open("a", newline="", encoding="utf-8") as fh:
+        csv.DictWriter(fh, list(reference_rows("calendar_exceptions.csv", SEEDS_DIR)[0])).writerow(
+            {k: v for k, v in exception.items() if k in reference_rows("calendar_exceptions.csv", SEEDS_DIR)[0]}
+        )
+    assert [f for f in lint_seeds(folder) if f.file.endswith("calendar_exceptions.csv")] == []
+
+
+@pytest.mark.parametrize("written", ["yes", "1", "t", "open", ""])
+def test_a_value_of_is_open_that_is_not_true_or_false_is_refused_everywhere(written, tmp_path):
+    from e2a_dagster.lib.calendar import calendar_days
+    from e2a_dagster.lib.reference import is_open, reference_rows
+    from e2a_dagster.lib.sim_sla import BusinessCalendar
+
+    warehouse = next(r for r in reference_rows("warehouses.csv", SEEDS_DIR) if r["warehouse_id"] == "NJ1")
+    exception = {
+        "warehouse_id": "NJ1",
+        "local_date": "2026-03-02",
+        "is_open": written,
+        "open_time": "10:00",
+        "close_time": "12:00",
+        "reason": "",
+    }
+    with pytest.raises(ValueError, match="is_open"):
+        is_open(exception)
+    with pytest.raises(ValueError, match="is_open"):
+        list(calendar_days([warehouse], [exception], date(2026, 3, 2), date(2026, 3, 2)))
+    with pytest.raises(ValueError, match="is_open"):
+        BusinessCalendar(warehouse, [exception]).hours(date(2026, 3, 2))
+    folder = tmp_path / "reference"
+    write_starter(folder)
+    header = list(reference_rows("calendar_exceptions.csv", SEEDS_DIR)[0])
+    with (folder / "calendar_exceptions.csv").open("a", newline="", encoding="utf-8") as fh:
+        csv.DictWriter(fh, header).writerow({k: v for k, v in exception.items() if k in header})
+    codes = {f.code for f in lint_seeds(folder) if f.file.endswith("calendar_exceptions.csv")}
+    assert "invalid_boolean" in codes
