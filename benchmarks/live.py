@@ -128,9 +128,10 @@ class Runs:
         return {"launched": len(statuses), "failed": statuses.count("FAILURE"), "queued_now": statuses.count("QUEUED")}
 
     def phases(self, since: datetime, drops: list[dict]) -> dict:
-        """Where a drop's latency goes: per job, the seconds runs waited in the queue and ran (medians, p95);
-        per drop, the seconds from landing until the ingestion run that took it was created, and from that
-        run's end until the next SLA-model build was created (none when the ingestion run is that build)."""
+        """Where a drop's latency goes: per job, the seconds runs waited in the queue and ran (medians, p95),
+        and the median seconds of each of its steps; per drop, the seconds from landing until the ingestion run
+        that took it was created, and from that run's end until the next SLA-model build was created (none when
+        the ingestion run is that build)."""
         records = self.instance.get_run_records(filters=self.dg.RunsFilter(created_after=since))
         by_job: dict[str, list] = {}
         for r in records:
@@ -140,7 +141,17 @@ class Runs:
             started = [r for r in rs if r.start_time and r.end_time]
             waits = [r.start_time - r.create_timestamp.timestamp() for r in started]
             spans = [r.end_time - r.start_time for r in started]
-            jobs[job] = {"runs": len(rs), "queued": summary(waits), "ran": summary(spans)}
+            steps: dict[str, list[float]] = {}
+            for r in started:
+                for stat in self.instance.get_run_step_stats(r.dagster_run.run_id):
+                    if stat.start_time and stat.end_time:
+                        steps.setdefault(stat.step_key, []).append(stat.end_time - stat.start_time)
+            jobs[job] = {
+                "runs": len(rs),
+                "queued": summary(waits),
+                "ran": summary(spans),
+                "step_p50_s": {key: percentile(values, 0.5) for key, values in sorted(steps.items())},
+            }
         ingests = sorted(
             (r for r in records if r.dagster_run.job_name == "ingest_landing_events_job" and r.end_time),
             key=lambda r: r.create_timestamp,
