@@ -78,3 +78,25 @@ def test_no_python_module_keeps_its_own_copy():
             if re.search(literal, text):
                 copies.append(f"{path.relative_to(PROJECT_ROOT)}: {name}")
     assert copies == []
+
+
+def _jinja_set(sql: Path, name: str):
+    """The literal a model assigns with ``{%- set name = ... %}`` (a dict, or a string of quoted words)."""
+    import ast
+
+    match = re.search(r"\{%-?\s*set " + name + r"\s*=\s*(.+?)\s*-?%\}", sql.read_text(), re.S)
+    assert match, f"{sql.name}: no `set {name}`"
+    value = ast.literal_eval(match.group(1))
+    return value if isinstance(value, dict) else set(re.findall(r"'([a-z_]+)'", value))
+
+
+def test_the_shopify_statuses_are_lib_shopifys():
+    """Shopify's carrier statuses and void fulfillment statuses are read by lib/shopify.py (fulfillment documents)
+    and by the staging model (order versions): the model's words are the module's."""
+    from e2a_dagster.lib.shopify import SHIPMENT_STATUS_EVENTS, VOID_FULFILLMENT_STATUSES
+
+    sql = MODELS / "staging/shopify/stg_shopify__order_events.sql"
+    # The model takes labels from the fulfillment itself (its tracking number), not from a shipment status.
+    carrier_statuses = {k: v for k, v in SHIPMENT_STATUS_EVENTS.items() if v != "label_printed"}
+    assert _jinja_set(sql, "shipment_events") == carrier_statuses
+    assert _jinja_set(sql, "void_fulfillments") == set(VOID_FULFILLMENT_STATUSES)
