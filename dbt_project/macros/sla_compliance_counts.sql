@@ -11,6 +11,11 @@
         count(*) filter (where status = 'cancelled') as cancelled_count
 {%- endmacro %}
 
+{#- The compliance of a row of those counts: met of due, in percent to the cent; null when nothing is due. -#}
+{% macro sla_compliance_pct() -%}
+    cast(case when due_count > 0 then round(100.0 * met_count / due_count, 2) end as numeric(5, 2))
+{%- endmacro %}
+
 {#- Whether an evaluation counts as due at `as_of` (a SQL timestamptz expression). -#}
 {% macro sla_is_due(as_of) -%}
     status in ('met', 'late', 'overdue') and due_at <= {{ as_of }}

@@ -153,3 +153,21 @@ def test_definitions_validate_with_the_dagster_cli(dbt_manifest):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_the_compliance_in_the_metadata_is_the_kpi_tables(pipeline, engine):
+    """The UI's compliance figure is the mart's: its counts summed, not a second reading of the evaluations
+    (which counted a stage met before its due time as decided; the KPI counts a stage once it is due)."""
+    mats = [
+        e.event_specific_data.materialization
+        for e in pipeline.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["marts", "agg_sla_compliance_daily"]
+    ]
+    mat = mats[-1]
+    with engine.connect() as conn:
+        due, met = conn.execute(
+            sa.text("select sum(due_count), sum(met_count) from marts.agg_sla_compliance_daily")
+        ).one()
+    assert due > 0
+    assert (mat.metadata["due_count"].value, mat.metadata["met_count"].value) == (due, met)
+    assert mat.metadata["compliance_pct"].value == round(100.0 * met / due, 2)

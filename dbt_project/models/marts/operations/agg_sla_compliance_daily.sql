@@ -66,8 +66,7 @@ select
     cast(late_count as integer) as late_count,
     cast(overdue_count as integer) as overdue_count,
     cast(cancelled_count as integer) as cancelled_count,
-    cast(case when due_count > 0 then round(100.0 * met_count / due_count, 2) end as numeric(5, 2))
-        as compliance_pct,
+    {{ sla_compliance_pct() }} as compliance_pct,
     cast({{ as_of }} as timestamptz) as as_of,
     cast({{ as_of_is_pinned() }} as boolean) as as_of_is_pinned,
     {{ build_stamp() }} as built_at
