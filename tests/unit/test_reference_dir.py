@@ -220,10 +220,9 @@ def test_is_open_reads_the_same_in_the_calendar_the_narratives_the_oracle_and_li
 
     folder = tmp_path / "reference"
     write_starter(folder)
+    header = list(reference_rows("calendar_exceptions.csv", SEEDS_DIR)[0])
     with (folder / "calendar_exceptions.csv").open("a", newline="", encoding="utf-8") as fh:
-        csv.DictWriter(fh, list(reference_rows("calendar_exceptions.csv", SEEDS_DIR)[0])).writerow(
-            {k: v for k, v in exception.items() if k in reference_rows("calendar_exceptions.csv", SEEDS_DIR)[0]}
-        )
+        csv.DictWriter(fh, header).writerow({k: v for k, v in exception.items() if k in header})
     assert [f for f in lint_seeds(folder) if f.file.endswith("calendar_exceptions.csv")] == []
 
 
