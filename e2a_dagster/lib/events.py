@@ -35,29 +35,6 @@ CARRIER_EVENTS = (
 )
 EVENT_TYPES = frozenset(ORDER_EVENTS + WAREHOUSE_EVENTS + CARRIER_EVENTS)
 
-# Column order of raw.order_events as the loader writes it (COPY).
-COLUMNS = (
-    "tenant_id",
-    "source",
-    "event_id",
-    "event_type",
-    "order_id",
-    "occurred_at",
-    "warehouse_id",
-    "carrier",
-    "service_level",
-    "tracking_number",
-    "units",
-    "lines",
-    "cartons",
-    "postage",
-    "promised_ship_by",
-    "promised_deliver_by",
-    "attributes",
-    "payload",
-    "file_name",
-    "line_number",
-)
 FIELDS = (
     "event_id",
     "tenant_id",
@@ -77,6 +54,8 @@ FIELDS = (
     "promised_deliver_by",
     "attributes",
 )
+# Column order of raw.order_events as the loader writes it (COPY): the fields, then where the record came from.
+COLUMNS = (*FIELDS, "payload", "file_name", "line_number")
 
 EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
 # A JSON integer (DESIGN §4.1): never a boolean, a float or a numeric string (CSV cells are turned into integers
@@ -459,25 +438,6 @@ def csv_record(row: dict[str, str | None]) -> dict[str, Any]:
 
 def to_row(event: CanonicalEvent, payload: str, file_name: str, line_number: int) -> tuple:
     """The raw.order_events row (in ``COLUMNS`` order) for a validated event."""
-    return (
-        event.tenant_id,
-        event.source,
-        event.event_id,
-        event.event_type,
-        event.order_id,
-        event.occurred_at,
-        event.warehouse_id,
-        event.carrier,
-        event.service_level.lower() if event.service_level else None,
-        event.tracking_number,
-        event.units,
-        event.lines,
-        event.cartons,
-        event.postage,
-        event.promised_ship_by,
-        event.promised_deliver_by,
-        json.dumps(event.attributes) if event.attributes is not None else None,
-        payload,
-        file_name,
-        line_number,
-    )
+    values = {**vars(event), "service_level": event.service_level.lower() if event.service_level else None}
+    values["attributes"] = json.dumps(event.attributes) if event.attributes is not None else None
+    return (*(values[name] for name in FIELDS), payload, file_name, line_number)
