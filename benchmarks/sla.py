@@ -41,7 +41,7 @@ from e2a_dagster.lib.reference import Reference  # noqa: E402
 from e2a_dagster.lib.schema import migrate  # noqa: E402
 from e2a_dagster.lib.simulator import Simulator, simulate_history, write_jsonl  # noqa: E402
 
-SELECT = ["--select", "stg_landing__order_events stg_shopify__orders stg_shopify__order_events tag:sla"]
+SELECT = ["--select", "stg_landing__order_events stg_shopify__orders int_shopify_order_events_versioned tag:sla"]
 NEW_EVENTS = 1_000
 
 

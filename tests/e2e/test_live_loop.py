@@ -139,7 +139,7 @@ def test_a_burst_of_files_is_one_run_that_ingests_and_rebuilds(live_db, definiti
         assert {
             "reference/tenants",
             "reference/warehouse_calendar",
-            "staging/stg_shopify__order_events",
+            "intermediate/int_shopify_order_events_versioned",
             "intermediate/int_orders_milestoned",
             "marts/fct_sla_evaluations",
             "marts/agg_sla_exceptions_daily",
@@ -283,7 +283,7 @@ def test_a_live_refresh_after_a_pinned_build_sees_a_shopify_version_ingested_sin
     assert dg.materialize([warehouse_calendar], resources={"database": Database()}).success
     # A build pinned in the past, views included (what a backtest used to leave behind).
     pinned = {"as_of": "2026-03-05T00:00:00+00:00"}
-    select = "stg_landing__order_events stg_shopify__orders stg_shopify__order_events tag:sla"
+    select = "stg_landing__order_events stg_shopify__orders int_shopify_order_events_versioned tag:sla"
     run_dbt(["run", "--select", select, "--vars", json.dumps(pinned)], pg_info)
     assert fct_order() == (datetime(2026, 3, 4, 14, 5, tzinfo=UTC), None, None, None)
 

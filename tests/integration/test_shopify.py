@@ -266,7 +266,8 @@ def test_every_fixture_payload_ingests_and_stages_into_fct_orders(
         [
             "build",
             "--select",
-            "stg_landing__order_events stg_shopify__orders stg_shopify__order_events int_orders_milestoned fct_orders",
+            "stg_landing__order_events stg_shopify__orders int_shopify_order_events_versioned int_orders_milestoned "
+            "fct_orders",
             "--exclude",
             "test_type:unit",
         ],
@@ -347,7 +348,7 @@ def test_a_shopify_order_carries_its_promise_in_a_note_attribute(engine, dbt_see
         [
             "build",
             "--select",
-            "stg_landing__order_events stg_shopify__orders stg_shopify__order_events int_orders_milestoned",
+            "stg_landing__order_events stg_shopify__orders int_shopify_order_events_versioned int_orders_milestoned",
             "--exclude",
             "test_type:unit",
         ],

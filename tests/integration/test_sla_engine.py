@@ -28,7 +28,7 @@ AS_OF = "2026-11-20T15:00:00+00:00"  # Friday 10:00 EST
 # then five minutes later.
 LIVE = "2026-11-24T15:00:00+00:00"
 LATER = "2026-11-24T15:05:00+00:00"
-SELECT = ["--select", "stg_landing__order_events stg_shopify__orders stg_shopify__order_events tag:sla"]
+SELECT = ["--select", "stg_landing__order_events stg_shopify__orders int_shopify_order_events_versioned tag:sla"]
 
 
 def utc(text: str) -> datetime:

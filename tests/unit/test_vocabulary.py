@@ -92,10 +92,10 @@ def _jinja_set(sql: Path, name: str):
 
 def test_the_shopify_statuses_are_lib_shopifys():
     """Shopify's carrier statuses and void fulfillment statuses are read by lib/shopify.py (fulfillment documents)
-    and by the staging model (order versions): the model's words are the module's."""
+    and by the intermediate model deriving events from order versions: the model's words are the module's."""
     from e2a_dagster.lib.shopify import SHIPMENT_STATUS_EVENTS, VOID_FULFILLMENT_STATUSES
 
-    sql = MODELS / "staging/shopify/stg_shopify__order_events.sql"
+    sql = MODELS / "intermediate/int_shopify_order_events_versioned.sql"
     # The model takes labels from the fulfillment itself (its tracking number), not from a shipment status.
     carrier_statuses = {k: v for k, v in SHIPMENT_STATUS_EVENTS.items() if v != "label_printed"}
     assert _jinja_set(sql, "shipment_events") == carrier_statuses

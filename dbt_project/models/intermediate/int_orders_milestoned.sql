@@ -65,7 +65,7 @@ changed_orders as (
     union
 
     select tenant_id, order_id
-    from {{ ref('stg_shopify__order_events') }}
+    from {{ ref('int_shopify_order_events_versioned') }}
     where occurred_at > {{ previous_build_literal('max(as_of)') }} and occurred_at <= {{ as_of_timestamp() }}
       and {{ shopify_current }}
 ),
@@ -80,7 +80,7 @@ source_events as (  -- noqa: ST03
     union all
 
     select {{ event_columns }}
-    from {{ ref('stg_shopify__order_events') }}
+    from {{ ref('int_shopify_order_events_versioned') }}
     where {{ shopify_current }}
 ),
 
@@ -102,7 +102,7 @@ events as (
     union all
 
     select {{ event_columns }}
-    from {{ ref('stg_shopify__order_events') }}
+    from {{ ref('int_shopify_order_events_versioned') }}
     where (tenant_id, order_id) in (select c.tenant_id, c.order_id from changed_orders as c)
       and occurred_at <= {{ as_of_timestamp() }}
       and {{ shopify_current }}

@@ -1,10 +1,12 @@
--- Shopify order versions as canonical milestone events (source `shopify`), one set per version: the events the
--- order showed while that version was its latest, valid over [valid_from, valid_to). No instant is baked in
--- (the view is not rebuilt by live refreshes): a build at as_of takes the rows with
--- valid_from <= as_of < coalesce(valid_to, infinity) (int_orders_milestoned), which are exactly the events of
--- the latest version known at as_of. Order facts come from that version; carrier statuses from it and every
--- earlier version, so a fulfillment's progress (in transit, then delivered) is kept even though each version
--- shows one status.
+{{ config(materialized='view') }}
+-- Shopify order versions (stg_shopify__orders, renamed and cast) as canonical milestone events (source
+-- `shopify`), one set per version: the events the order showed while that version was its latest, valid over
+-- [valid_from, valid_to). A view, and no instant is baked in: live refreshes do not rebuild it, and a build at
+-- as_of takes the rows with valid_from <= as_of < coalesce(valid_to, infinity) (int_orders_milestoned), which
+-- are exactly the events of the latest version known at as_of, however recent. Order facts come from that
+-- version; carrier statuses from it and every earlier version, so a fulfillment's progress (in transit, then
+-- delivered) is kept even though each version shows one status. The status words are lib/shopify.py's
+-- (tests/unit/test_vocabulary.py).
 
 {%- set shipment_events = {
     'in_transit': 'in_transit',
