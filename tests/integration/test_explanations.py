@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from e2a_dagster.lib.explanations.writer import run_narratives
 from e2a_dagster.lib.llm import LLMConfig
-from e2a_dagster.lib.narratives import run_narratives
 from e2a_dagster.lib.prompts import Prompt
 from tests.explain_fixtures import add_exception, create_marts, drop_schema
 from tests.fake_llm import FakeLLM, good_answer

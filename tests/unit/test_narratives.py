@@ -8,16 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from e2a_dagster.lib.explanations.facts import build_facts
+from e2a_dagster.lib.explanations.grounding import NarrativeOutput, NarrativeRejected, check_grounding, parse_output
+from e2a_dagster.lib.explanations.reference_data import NarrativeReference
+from e2a_dagster.lib.explanations.templates import template_narrative
 from e2a_dagster.lib.llm import LLMClient, LLMConfig, config_from_env
-from e2a_dagster.lib.narratives import (
-    NarrativeOutput,
-    NarrativeReference,
-    NarrativeRejected,
-    build_facts,
-    check_grounding,
-    parse_output,
-    template_narrative,
-)
 
 NY = ZoneInfo("America/New_York")
 REF = NarrativeReference.load()

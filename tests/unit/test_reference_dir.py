@@ -159,7 +159,7 @@ def test_every_reference_file_has_a_header(name):
 
 
 def test_every_reader_of_the_reference_folder_reads_it_through_one_function(tmp_path, monkeypatch):
-    from e2a_dagster.lib.narratives import NarrativeReference
+    from e2a_dagster.lib.explanations.reference_data import NarrativeReference
     from e2a_dagster.lib.reference import reference_rows
     from e2a_dagster.lib.sim_billing import RateCards
     from e2a_dagster.lib.sim_sla import SlaReference
@@ -191,7 +191,8 @@ def test_every_reader_of_the_reference_folder_reads_it_through_one_function(tmp_
 @pytest.mark.parametrize("written", ["false", "FALSE", " False ", "true", "True"])
 def test_is_open_reads_the_same_in_the_calendar_the_narratives_the_oracle_and_lint(written, tmp_path):
     from e2a_dagster.lib.calendar import calendar_days
-    from e2a_dagster.lib.narratives import NarrativeReference, calendar_facts
+    from e2a_dagster.lib.explanations.facts import calendar_facts
+    from e2a_dagster.lib.explanations.reference_data import NarrativeReference
     from e2a_dagster.lib.reference import reference_rows
     from e2a_dagster.lib.sim_sla import BusinessCalendar
 
