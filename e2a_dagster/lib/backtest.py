@@ -254,7 +254,9 @@ def run_backtest(
     narratives = None
     if has_exceptions:
         say(f"template narratives into {actions}")
-        narratives = run_narratives(engine, None, schema=marts, actions_schema=actions)
+        narratives = run_narratives(
+            engine, None, schema=marts, actions_schema=actions, reference_schema=schemas["reference"]
+        )
     result.figures = _figures(engine, schemas, sync, narratives)
     result.seconds = round(time.perf_counter() - began, 1)
     with engine.begin() as conn:

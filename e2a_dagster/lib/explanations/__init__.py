@@ -4,6 +4,8 @@ One module per concern, in the order a narrative is made:
 
 - ``reference_data``: the reference data narratives need (tenants, warehouses, policies, reason codes, transit
   days), read from the reference folder.
+- ``calendar_facts``: the weekends, public holidays and closures the clock crossed, read from
+  ``reference.warehouse_calendar`` (the one home of the calendar, written by ``lib/calendar.py``).
 - ``facts``: the PII-free facts of each exception, read from the SLA marts and the event timeline (whitelisted
   columns only: event payloads and attributes, which may hold customer PII, are never read).
 - ``templates``: the deterministic template notes (no LLM, or fallback).

@@ -1,23 +1,28 @@
 """The facts of each exception: the prompt context and the template's input, PII-free by construction.
 
 Built from whitelisted columns only: the SLA marts, the order's milestones, event *types and times*, reference
-data. Event payloads and attributes, which may hold customer PII, are never read.
+data and the stored calendar. Event payloads and attributes, which may hold customer PII, are never read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import holidays as holidays_lib
 import sqlalchemy as sa
 
+from e2a_dagster.lib.explanations.calendar_facts import (
+    NO_CALENDAR,
+    CalendarIndex,
+    calendar_facts,
+    crossed_dates,
+    load_calendar,
+)
 from e2a_dagster.lib.explanations.reference_data import NarrativeReference
 from e2a_dagster.lib.explanations.sql import plain_schema
-from e2a_dagster.lib.reference import is_open
 
 SEVERITY_RANK = {"critical": 0, "major": 1, "minor": 2}
 STATUS_RANK = {"overdue": 0, "late": 1, "at_risk": 2}
@@ -53,49 +58,6 @@ def _local(value: datetime | None, zone: ZoneInfo) -> str | None:
     return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M")
 
 
-def calendar_facts(
-    warehouse: dict[str, str],
-    start: datetime | None,
-    end: datetime | None,
-    ref: NarrativeReference,
-    stage: str,
-) -> dict[str, Any]:
-    """The calendar facts the clock crossed between ``start`` and ``end``: weekends, holidays, closures, and
-    whether the clock started after the day's cutoff."""
-    if start is None or end is None:
-        return {"weekend_crossed": None, "holidays": [], "closures": [], "started_after_cutoff": None}
-    zone = ZoneInfo(warehouse["time_zone"])
-    first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
-    if (last - first).days > 60:  # a runaway range says nothing useful
-        last = first + timedelta(days=60)
-    working = {int(d) for d in warehouse["working_days"].split("|") if d}
-    calendar = holidays_lib.country_holidays(
-        warehouse["country"],
-        subdiv=warehouse.get("subdivision") or None,
-        years=range(first.year, last.year + 1),
-    )
-    weekend, found, closures = False, [], []
-    day = first
-    while day <= last:
-        override = ref.calendar_exceptions.get((warehouse["warehouse_id"], day))
-        if override is not None and not is_open(override):
-            closures.append({"date": day.isoformat(), "reason": override["reason"]})
-        elif day in calendar and override is None:
-            found.append({"date": day.isoformat(), "name": calendar.get(day)})
-        if day.isoweekday() not in working:
-            weekend = True
-        day += timedelta(days=1)
-    after_cutoff = None
-    if stage in ("pick", "ship") and warehouse.get("cutoff_time"):
-        after_cutoff = start.astimezone(zone).time() > time.fromisoformat(warehouse["cutoff_time"])
-    return {
-        "weekend_crossed": weekend,
-        "holidays": found,
-        "closures": closures,
-        "started_after_cutoff": after_cutoff,
-    }
-
-
 def _rule_facts(
     policy: dict[str, str] | None,
     policy_id: str | None,
@@ -116,11 +78,34 @@ def _rule_facts(
     return facts
 
 
-def build_facts(row: dict[str, Any], timeline: list[dict[str, Any]], ref: NarrativeReference) -> ExceptionFacts:
-    """The prompt context of one exception. Only whitelisted, PII-free fields go in."""
+def _warehouse(row: dict[str, Any], ref: NarrativeReference) -> tuple[str | None, dict[str, str]]:
+    """The exception's warehouse id (the order's, else the tenant's default) and its reference row ({} if none)."""
     tenant = ref.tenants.get(row["tenant_id"], {})
     warehouse_id = row.get("warehouse_id") or tenant.get("default_warehouse_id")
-    warehouse = ref.warehouses.get(warehouse_id or "", {})
+    return warehouse_id, ref.warehouses.get(warehouse_id or "", {})
+
+
+def _clock_span(row: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """The stretch the calendar facts describe: the stage's start to its end, or to its due time when open."""
+    return row.get("started_at"), row.get("ended_at") or row.get("due_at")
+
+
+def calendar_span(row: dict[str, Any], ref: NarrativeReference) -> tuple[str, date, date] | None:
+    """(warehouse_id, first, last): the calendar days ``build_facts`` reads for ``row``, or None."""
+    _, warehouse = _warehouse(row, ref)
+    start, end = _clock_span(row)
+    if not warehouse or start is None or end is None:
+        return None
+    return (warehouse["warehouse_id"], *crossed_dates(start, end, ZoneInfo(warehouse["time_zone"])))
+
+
+def build_facts(
+    row: dict[str, Any], timeline: list[dict[str, Any]], ref: NarrativeReference, calendar: CalendarIndex
+) -> ExceptionFacts:
+    """The prompt context of one exception. Only whitelisted, PII-free fields go in. ``calendar``: the stored
+    calendar days (``calendar_facts.load_calendar`` over ``calendar_span(row, ref)``, or ``index_days``)."""
+    tenant = ref.tenants.get(row["tenant_id"], {})
+    warehouse_id, warehouse = _warehouse(row, ref)
     zone = ZoneInfo(warehouse.get("time_zone") or tenant.get("time_zone") or "UTC")
     version = int(row["policy_version"]) if row.get("policy_version") is not None else None
     policy = ref.policies.get((row.get("policy_id") or "", version or 0))
@@ -130,7 +115,7 @@ def build_facts(row: dict[str, Any], timeline: list[dict[str, Any]], ref: Narrat
     # and
     # with it the narrative, changes only when something meaningful does (status, severity, a new event).
     minutes_late = None if status != "late" or minutes_late is None else round(float(minutes_late))
-    end = row.get("ended_at") or row.get("due_at")
+    start, end = _clock_span(row)
     facts = {
         "order_id": row["order_id"],
         "tenant": {"id": row["tenant_id"], "name": tenant.get("tenant_name")},
@@ -163,9 +148,9 @@ def build_facts(row: dict[str, Any], timeline: list[dict[str, Any]], ref: Narrat
             {"event": e["event_type"], "at_local": _local(e["occurred_at"], zone), "source": e["source"]}
             for e in timeline
         ],
-        "calendar": calendar_facts(warehouse, row.get("started_at"), end, ref, row["stage"])
+        "calendar": calendar_facts(warehouse, start, end, calendar, row["stage"])
         if warehouse
-        else {"weekend_crossed": None, "holidays": [], "closures": [], "started_after_cutoff": None},
+        else dict(NO_CALENDAR, holidays=[], closures=[]),
     }
     return ExceptionFacts(
         exception_id=row["exception_id"],
@@ -184,13 +169,15 @@ def load_exception_facts(
     schema: str = "marts",
     *,
     raw_schema: str = "raw",
+    reference_schema: str = "reference",
     reference: NarrativeReference | None = None,
     exception_ids: Iterable[str] | None = None,
 ) -> list[ExceptionFacts]:
     """Facts for every exception in ``<schema>.fct_sla_exceptions`` (or only ``exception_ids``).
 
     Reads ``fct_sla_exceptions``, ``fct_sla_evaluations`` and ``fct_orders`` from ``schema`` and the event
-    timeline (type, time, source: never the payload) from ``<raw_schema>.order_events``."""
+    timeline (type, time, source: never the payload) from ``<raw_schema>.order_events``, and the calendar days the
+    clocks crossed from ``<reference_schema>.warehouse_calendar`` (one query each)."""
     marts, raw = plain_schema(schema), plain_schema(raw_schema)
     ref = reference or NarrativeReference.load()
     ids = list(exception_ids) if exception_ids is not None else None
@@ -242,6 +229,9 @@ def load_exception_facts(
     timelines: dict[tuple[str, str], list[dict]] = {}
     for e in events:
         timelines.setdefault((e["tenant_id"], e["order_id"]), []).append(dict(e))
+    spans = (calendar_span(dict(r), ref) for r in rows)
+    calendar = load_calendar(conn, (s for s in spans if s is not None), reference_schema)
     return [
-        build_facts(dict(r), timelines.get((r["tenant_id"], r["order_id"]), [])[:TIMELINE_LIMIT], ref) for r in rows
+        build_facts(dict(r), timelines.get((r["tenant_id"], r["order_id"]), [])[:TIMELINE_LIMIT], ref, calendar)
+        for r in rows
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 from e2a_dagster.lib.reference import reference_rows
@@ -12,13 +11,13 @@ from e2a_dagster.lib.settings import reference_dir
 
 @dataclass(frozen=True)
 class NarrativeReference:
-    """The reference data narratives need, read from the reference folder (the files dbt seeds)."""
+    """The reference data narratives need, read from the reference folder (the files dbt seeds). The calendar is
+    not here: it is read from ``reference.warehouse_calendar`` (``calendar_facts``)."""
 
     tenants: dict[str, dict[str, str]]
     warehouses: dict[str, dict[str, str]]
     policies: dict[tuple[str, int], dict[str, str]]
     reason_codes: dict[str, dict[str, str]]
-    calendar_exceptions: dict[tuple[str, date], dict[str, str]]
     transit_days: dict[tuple[str, str], int]
 
     @classmethod
@@ -31,7 +30,6 @@ class NarrativeReference:
                 "warehouses",
                 "sla_policies",
                 "reason_codes",
-                "calendar_exceptions",
                 "carrier_services",
             )
         }
@@ -40,9 +38,6 @@ class NarrativeReference:
             warehouses={r["warehouse_id"]: r for r in rows["warehouses"]},
             policies={(r["policy_id"], int(r["policy_version"])): r for r in rows["sla_policies"]},
             reason_codes={r["reason_code"]: r for r in rows["reason_codes"]},
-            calendar_exceptions={
-                (r["warehouse_id"], date.fromisoformat(r["local_date"])): r for r in rows["calendar_exceptions"]
-            },
             transit_days={(r["carrier"], r["service_level"]): int(r["transit_days"]) for r in rows["carrier_services"]},
         )
 

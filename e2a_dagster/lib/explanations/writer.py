@@ -363,6 +363,7 @@ def run_narratives(
     schema: str = "marts",
     raw_schema: str = "raw",
     actions_schema: str = "actions",
+    reference_schema: str = "reference",
     seeds_dir: Path | None = None,
     prompt: Prompt | None = None,
     clock: Clock | None = None,
@@ -373,6 +374,7 @@ def run_narratives(
     """Narratives for every new or changed exception in ``<schema>.fct_sla_exceptions``, written to
     ``<actions_schema>.exception_narratives``: the whole flow the ``actions/exception_narratives`` asset runs
     (and the tests drive with a fake server and a fake clock; a backtest writes templates into its own schema).
+    The calendar facts come from ``<reference_schema>.warehouse_calendar`` (a backtest has its own).
 
     Afterwards each exception's narrative for its current facts is the current one, and narratives of
     exceptions no longer there stop being current (``retire_absent``; default: when ``schema`` is the live
@@ -386,7 +388,9 @@ def run_narratives(
         if not exceptions_table_exists(conn, schema):
             (log_fn or log.info)(f"{schema}.fct_sla_exceptions does not exist yet: no narratives to write")
             return NarrativeSummary()
-        items = load_exception_facts(conn, schema, raw_schema=raw_schema, reference=ref)
+        items = load_exception_facts(
+            conn, schema, raw_schema=raw_schema, reference_schema=reference_schema, reference=ref
+        )
     summary = _write_narratives(engine, items, config, ref, prompt, clock, sleep, log_fn, actions_schema)
     summary.retired = mark_current(engine, summary.current, retire_absent=retire_absent, actions_schema=actions_schema)
     return summary
