@@ -214,8 +214,8 @@ def run_backtest(
 ) -> BacktestResult:
     """Run a backtest at ``as_of`` into ``NAME_*`` (see the module doc). dbt's output goes to ``log_path``."""
     from e2a_dagster.lib.dbt import run_dbt
+    from e2a_dagster.lib.explanations.writer import run_narratives
     from e2a_dagster.lib.invoicing import sync_adjustments
-    from e2a_dagster.lib.narratives import run_narratives
 
     if as_of.tzinfo is None:
         raise BacktestError(f"as_of {as_of.isoformat()} needs a UTC offset")
@@ -254,7 +254,9 @@ def run_backtest(
     narratives = None
     if has_exceptions:
         say(f"template narratives into {actions}")
-        narratives = run_narratives(engine, None, schema=marts, actions_schema=actions)
+        narratives = run_narratives(
+            engine, None, schema=marts, actions_schema=actions, reference_schema=schemas["reference"]
+        )
     result.figures = _figures(engine, schemas, sync, narratives)
     result.seconds = round(time.perf_counter() - began, 1)
     with engine.begin() as conn:

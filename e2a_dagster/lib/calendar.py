@@ -3,7 +3,9 @@
 Plain functions, no Dagster: ``calendar_days`` turns the warehouse reference rows and the calendar exceptions into
 days with their opening, closing and cutoff instants computed in the warehouse's IANA zone (so a daylight-saving
 change never moves an opening hour), public holidays from the ``holidays`` library, and exceptions that win over
-both. ``write_calendar`` replaces the stored calendar in one transaction.
+both. ``write_calendar`` replaces the stored calendar in one transaction. The one home of the calendar: dbt reads
+the stored table (source ``calendar.warehouse_calendar``), and so do the narratives
+(``lib/explanations/calendar_facts.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class CalendarDay:
     is_carrier_business_day: bool
     holiday_name: str | None  # public holiday or closure reason when closed; the holiday it overrides when open
     exception_reason: str | None
+    is_working_weekday: bool  # the weekday is in the warehouse's working week (before holidays and exceptions)
 
 
 COLUMNS = tuple(f.name for f in fields(CalendarDay))
@@ -137,6 +140,7 @@ def calendar_days(
                 is_carrier_business_day=day.isoweekday() in CARRIER_WORKING_DAYS and holiday is None,
                 holiday_name=name,
                 exception_reason=reason,
+                is_working_weekday=day.isoweekday() in working,
             )
             day += timedelta(days=1)
 

@@ -2,7 +2,7 @@
 ``version``.
 
 A template renders twice, with ``part = "system"`` and ``part = "user"``. Prompts receive structured facts
-only (see ``narratives.load_exception_facts``), never raw event payloads."""
+only (see ``explanations.facts.load_exception_facts``), never raw event payloads."""
 
 from __future__ import annotations
 

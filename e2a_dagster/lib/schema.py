@@ -521,6 +521,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "alter table raw.order_events add column if not exists promised_deliver_by text",
         ],
     ),
+    (
+        13,
+        "warehouse calendar: is_working_weekday (the narratives' weekends come from the calendar)",
+        [
+            # Null on the rows written before; the calendar asset (code version bumped with it) rewrites them.
+            "alter table reference.warehouse_calendar add column if not exists is_working_weekday boolean",
+        ],
+    ),
 ]
 
 

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from e2a_dagster.defs.resources import Database
 from e2a_dagster.defs.sla.assets import warehouse_calendar
 from e2a_dagster.lib.dbt import run_dbt
+from e2a_dagster.lib.explanations.writer import run_narratives
 from e2a_dagster.lib.ingest import ingest_file
-from e2a_dagster.lib.narratives import run_narratives
 from e2a_dagster.lib.shopify import load_documents
 from e2a_dagster.lib.simulator import Simulator
 from tests.helpers import write_jsonl

@@ -4,17 +4,21 @@ local fake chat-completions server. The SLA marts are hand-written fixtures in a
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
+from e2a_dagster.lib.calendar import calendar_from_seeds, write_calendar
+from e2a_dagster.lib.explanations.facts import load_exception_facts
+from e2a_dagster.lib.explanations.writer import run_narratives
 from e2a_dagster.lib.llm import LLMConfig
-from e2a_dagster.lib.narratives import run_narratives
 from e2a_dagster.lib.prompts import Prompt
+from e2a_dagster.lib.settings import SEEDS_DIR
 from tests.explain_fixtures import add_exception, create_marts, drop_schema
 from tests.fake_llm import FakeLLM, good_answer
+from tests.invoice_helpers import write_warehouse_calendar
 
 
 class Clock:
@@ -29,6 +33,7 @@ class Clock:
 def marts(engine, uid):
     schema = f"x_{uid}"
     create_marts(engine, schema)
+    write_warehouse_calendar(engine)  # the narratives read their calendar facts from reference.warehouse_calendar
     yield schema
     drop_schema(engine, schema)
 
@@ -309,3 +314,71 @@ def test_a_changed_exception_is_regenerated(engine, marts, uid):
     assert [r["severity"] for r in rows(engine, uid)] == ["major", "critical"]
     facts = rows(engine, uid)[1]["facts"]
     assert facts["severity"] == "critical" and json.dumps(facts).count("payload") == 0
+
+
+def test_calendar_facts_come_from_the_stored_warehouse_calendar(engine, marts, uid):
+    """A closure, a holiday and a non-working weekday that only the stored calendar has (the seeds and the
+    holidays library know none of them) are what the narrative says the clock crossed."""
+    # Pick of order A<uid>-1: Mon 2026-03-02 09:05 → done Wed 2026-03-04 12:40, at NJ1; a plain working week.
+    pick_late(
+        engine,
+        marts,
+        uid,
+        started_at="2026-03-02T09:05:00-05:00",
+        due_at="2026-03-04T11:05:00-05:00",
+        ended_at="2026-03-04T12:40:00-05:00",
+    )
+    calendar = f"x_{uid}_reference"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"create schema {calendar}"))
+        conn.execute(
+            sa.text(f"create table {calendar}.warehouse_calendar (like reference.warehouse_calendar including all)")
+        )
+    try:
+        table = f"{calendar}.warehouse_calendar"
+        write_calendar(engine, calendar_from_seeds(SEEDS_DIR, date(2026, 2, 1), date(2026, 3, 31)), table=table)
+        with engine.connect() as conn:  # the seeds' calendar: the clock crossed nothing
+            [item] = load_exception_facts(conn, marts, reference_schema=calendar)
+        assert item.facts["calendar"] == {
+            "weekend_crossed": False,
+            "holidays": [],
+            "closures": [],
+            "started_after_cutoff": False,
+        }
+        closed = "is_business_day = false, open_at = null, close_at = null, cutoff_at = null"
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    f"update {table} set is_working_weekday = false where warehouse_id = 'NJ1' "
+                    "and local_date = '2026-03-02'"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    f"update {table} set {closed}, holiday_name = 'Burst pipe', exception_reason = 'Burst pipe' "
+                    "where warehouse_id = 'NJ1' and local_date = '2026-03-03'"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    f"update {table} set {closed}, is_public_holiday = true, holiday_name = 'Founders Day' "
+                    "where warehouse_id = 'NJ1' and local_date = '2026-03-04'"
+                )
+            )
+        with engine.connect() as conn:
+            [item] = load_exception_facts(conn, marts, reference_schema=calendar)
+        assert item.facts["calendar"] == {
+            "weekend_crossed": True,
+            "holidays": [{"date": "2026-03-04", "name": "Founders Day"}],
+            "closures": [{"date": "2026-03-03", "reason": "Burst pipe"}],
+            "started_after_cutoff": False,
+        }
+        # ... and the whole flow writes them into the note, reading the calendar it is given.
+        run(engine, marts, None, reference_schema=calendar)
+        [row] = rows(engine, uid)
+        assert (
+            "Calendar: the clock crossed a weekend; Founders Day (2026-03-04) was a holiday; "
+            "the warehouse was closed on 2026-03-03 (Burst pipe)."
+        ) in row["ops_note"]
+    finally:
+        drop_schema(engine, calendar)

@@ -10,8 +10,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from faker import Faker
 
+from e2a_dagster.lib.explanations.facts import load_exception_facts
+from e2a_dagster.lib.explanations.reference_data import NarrativeReference
+from e2a_dagster.lib.explanations.templates import LIMITS, template_narrative
 from e2a_dagster.lib.ingest import ingest_file
-from e2a_dagster.lib.narratives import LIMITS, NarrativeReference, load_exception_facts, template_narrative
 from e2a_dagster.lib.prompts import Prompt
 from e2a_dagster.lib.simulator import Simulator
 from tests.explain_fixtures import add_exception, create_marts, drop_schema

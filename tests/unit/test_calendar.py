@@ -88,6 +88,14 @@ def test_holidays_close_and_exceptions_override():
         True,
     )
     assert days["BER1", "2026-10-12"].is_business_day  # Columbus Day is not a German holiday
+    # The working week, before holidays and exceptions (the narratives' weekend fact): Memorial Day and the
+    # closure fall on working weekdays; Saturday and Sunday do not, whatever else the day is.
+    assert memorial.is_working_weekday and inventory.is_working_weekday and columbus.is_working_weekday
+    assert [days["NJ1", d].is_working_weekday for d in ("2026-10-09", "2026-10-10", "2026-10-11")] == [
+        True,
+        False,
+        False,
+    ]
 
 
 def test_window_covers_today_and_the_data():

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from e2a_dagster.lib.calendar import calendar_days, calendar_from_seeds
+from e2a_dagster.lib.explanations.calendar_facts import calendar_facts, index_days
+from e2a_dagster.lib.explanations.facts import build_facts
+from e2a_dagster.lib.explanations.grounding import NarrativeOutput, NarrativeRejected, check_grounding, parse_output
+from e2a_dagster.lib.explanations.reference_data import NarrativeReference
+from e2a_dagster.lib.explanations.templates import template_narrative
 from e2a_dagster.lib.llm import LLMClient, LLMConfig, config_from_env
-from e2a_dagster.lib.narratives import (
-    NarrativeOutput,
-    NarrativeReference,
-    NarrativeRejected,
-    build_facts,
-    check_grounding,
-    parse_output,
-    template_narrative,
-)
+from e2a_dagster.lib.settings import reference_dir
 
 NY = ZoneInfo("America/New_York")
 REF = NarrativeReference.load()
+# The calendar rows the reference/warehouse_calendar asset would store for February 2026 (no database here).
+CALENDAR = index_days(calendar_from_seeds(reference_dir(), date(2026, 2, 1), date(2026, 2, 28)))
 POLICY = {
     "pick": "default_pick",
     "pack": "default_pack",
@@ -51,7 +51,7 @@ def facts(stage="pick", status="late", severity="major", minutes_late=95):
         service_level="ground",
     )
     timeline = [dict(event_type="order_paid", occurred_at=datetime(2026, 2, 13, 15, 5, tzinfo=NY), source="oms")]
-    return build_facts(row, timeline, REF)
+    return build_facts(row, timeline, REF, CALENDAR)
 
 
 def test_calendar_facts_name_the_weekend_and_the_holiday_crossed():
@@ -64,6 +64,56 @@ def test_calendar_facts_name_the_weekend_and_the_holiday_crossed():
         "closures": [],
         "started_after_cutoff": True,
     }
+
+
+def test_calendar_facts_read_what_the_stored_calendar_says_about_each_day():
+    """Holidays, closures and weekends as ``reference.warehouse_calendar`` stores them (here: the rows
+    ``lib/calendar.py`` yields for it), including the days a calendar exception opens or closes."""
+    warehouse = REF.warehouses["NJ1"]
+    closed = {"is_open": "false", "open_time": "", "close_time": ""}
+    exceptions = [
+        {
+            "warehouse_id": "NJ1",
+            "local_date": "2026-10-12",
+            "is_open": "true",
+            "open_time": "08:00",
+            "close_time": "18:00",
+            "reason": "Open on Columbus Day",
+        },
+        {"warehouse_id": "NJ1", "local_date": "2026-03-04", **closed, "reason": ""},
+        {"warehouse_id": "NJ1", "local_date": "2026-03-05", **closed, "reason": "Stocktake"},
+    ]
+    stored = index_days(calendar_days([warehouse], exceptions, date(2026, 3, 1), date(2026, 10, 31)))
+
+    def crossed(start, end, stage="pack"):
+        return calendar_facts(warehouse, start, end, stored, stage)
+
+    # Fri 3 July (observed) and Sat 4 July 2026 (on a weekend) are both holidays, by their names.
+    assert crossed(datetime(2026, 7, 2, 9, tzinfo=NY), datetime(2026, 7, 4, 12, tzinfo=NY)) == {
+        "weekend_crossed": True,
+        "holidays": [
+            {"date": "2026-07-03", "name": "Independence Day (observed)"},
+            {"date": "2026-07-04", "name": "Independence Day"},
+        ],
+        "closures": [],
+        "started_after_cutoff": None,
+    }
+    # Columbus Day, opened by an exception, is not a holiday the clock crossed; the weekend before it is.
+    assert crossed(datetime(2026, 10, 9, 9, tzinfo=NY), datetime(2026, 10, 13, 9, tzinfo=NY), "ship") == {
+        "weekend_crossed": True,
+        "holidays": [],
+        "closures": [],
+        "started_after_cutoff": False,
+    }
+    # Closures with and without a reason; a plain working week crosses no weekend.
+    assert crossed(datetime(2026, 3, 3, 15, tzinfo=NY), datetime(2026, 3, 6, 9, tzinfo=NY), "pick") == {
+        "weekend_crossed": False,
+        "holidays": [],
+        "closures": [{"date": "2026-03-04", "reason": ""}, {"date": "2026-03-05", "reason": "Stocktake"}],
+        "started_after_cutoff": True,
+    }
+    # A day the stored calendar does not hold says nothing (the calendar asset covers the data's dates).
+    assert crossed(datetime(2026, 12, 24, 9, tzinfo=NY), datetime(2026, 12, 28, 9, tzinfo=NY))["holidays"] == []
 
 
 def test_open_exceptions_keep_growing_minutes_out_of_the_facts():

@@ -4,7 +4,6 @@ file:line before a run, and a warehouse in a country, currency and working week 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import subprocess
 from datetime import date, datetime
@@ -159,7 +158,7 @@ def test_every_reference_file_has_a_header(name):
 
 
 def test_every_reader_of_the_reference_folder_reads_it_through_one_function(tmp_path, monkeypatch):
-    from e2a_dagster.lib.narratives import NarrativeReference
+    from e2a_dagster.lib.explanations.reference_data import NarrativeReference
     from e2a_dagster.lib.reference import reference_rows
     from e2a_dagster.lib.sim_billing import RateCards
     from e2a_dagster.lib.sim_sla import SlaReference
@@ -191,7 +190,7 @@ def test_every_reader_of_the_reference_folder_reads_it_through_one_function(tmp_
 @pytest.mark.parametrize("written", ["false", "FALSE", " False ", "true", "True"])
 def test_is_open_reads_the_same_in_the_calendar_the_narratives_the_oracle_and_lint(written, tmp_path):
     from e2a_dagster.lib.calendar import calendar_days
-    from e2a_dagster.lib.narratives import NarrativeReference, calendar_facts
+    from e2a_dagster.lib.explanations.calendar_facts import calendar_facts, index_days
     from e2a_dagster.lib.reference import reference_rows
     from e2a_dagster.lib.sim_sla import BusinessCalendar
 
@@ -211,10 +210,14 @@ def test_is_open_reads_the_same_in_the_calendar_the_narratives_the_oracle_and_li
     (calendar,) = calendar_days([warehouse], [exception], day, day)
     assert calendar.is_business_day is opening
     assert (BusinessCalendar(warehouse, [exception]).hours(day) is not None) is opening
-    ref = dataclasses.replace(NarrativeReference.load(), calendar_exceptions={("NJ1", day): exception})
+    # The narratives read the flag as the calendar stored it (reference.warehouse_calendar), not on their own.
     zone = ZoneInfo("America/New_York")
     facts = calendar_facts(
-        warehouse, datetime(2026, 3, 2, 9, tzinfo=zone), datetime(2026, 3, 2, 17, tzinfo=zone), ref, "pick"
+        warehouse,
+        datetime(2026, 3, 2, 9, tzinfo=zone),
+        datetime(2026, 3, 2, 17, tzinfo=zone),
+        index_days([calendar]),
+        "pick",
     )
     assert bool(facts["closures"]) is not opening
 

@@ -4,8 +4,8 @@ import dagster as dg
 
 from e2a_dagster.defs.automation import LIVE, WITH_ITS_ASSET
 from e2a_dagster.defs.resources import LLM, Database
+from e2a_dagster.lib.explanations.writer import run_narratives
 from e2a_dagster.lib.lint import lint_seeds
-from e2a_dagster.lib.narratives import run_narratives
 from e2a_dagster.lib.reference import seeds_version
 from e2a_dagster.lib.reports import markdown_table
 

@@ -24,7 +24,7 @@ CALENDAR_AUTOMATION = (
     deps=[dg.AssetKey(["reference", "warehouses"]), dg.AssetKey(["reference", "calendar_exceptions"])],
     group_name="reference",
     kinds={"python", "postgres"},
-    code_version=seeds_version(CALENDAR_SEEDS, salt="calendar-v1"),
+    code_version=seeds_version(CALENDAR_SEEDS, salt="calendar-v2"),
     automation_condition=CALENDAR_AUTOMATION,
     description="Per warehouse and local date: business day or not, opening/closing/cutoff instants in the "
     "warehouse's IANA zone, holiday name (holidays library + seeds/calendar_exceptions.csv).",
