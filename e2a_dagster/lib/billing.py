@@ -40,6 +40,7 @@ from e2a_dagster.lib.ingest import (
 )
 from e2a_dagster.lib.raw_records import csv_records, sniff_file
 from e2a_dagster.lib.reference import Reference
+from e2a_dagster.lib.vocabulary import INVOICE_CHARGE_CODES, METERED_CHARGE_CODES
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,9 @@ FIELDS = (
     "currency",
 )
 # Charges of one order; MONTHLY_MINIMUM is a period charge (no order).
-ORDER_CHARGES = frozenset({"ORDER_FEE", "PICK_UNIT", "PACK_CARTON", "SHIPPING", "RETURN_FEE", "SLA_CREDIT"})
-PERIOD_CHARGES = frozenset({"MONTHLY_MINIMUM"})
-CHARGE_CODES = ORDER_CHARGES | PERIOD_CHARGES
+ORDER_CHARGES = frozenset({*METERED_CHARGE_CODES, "SLA_CREDIT"})
+CHARGE_CODES = frozenset(INVOICE_CHARGE_CODES)
+PERIOD_CHARGES = CHARGE_CODES - ORDER_CHARGES
 # |amount − quantity × unit_rate| up to one cent is the billing system's rounding; more is a wrong line.
 ROUNDING_SLACK = Decimal("0.01")
 MONEY_MAX = Decimal("9999999999.99")  # numeric(12,2)

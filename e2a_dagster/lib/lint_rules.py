@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holidays_lib
 
 from e2a_dagster.lib.reference import is_open
-from e2a_dagster.lib.vocabulary import SLA_STAGES
+from e2a_dagster.lib.vocabulary import METERED_CHARGE_CODES, RATE_CARD_CHARGE_CODES, SLA_STAGES
 
 STAGES = SLA_STAGES
 RULE_FOR_STAGE = {"pick": "duration", "pack": "duration", "ship": "cutoff", "deliver": "transit_days"}
-CHARGE_CODES = ("ORDER_FEE", "PICK_UNIT", "PACK_CARTON", "SHIPPING", "RETURN_FEE", "MONTHLY_MINIMUM")
+CHARGE_CODES = RATE_CARD_CHARGE_CODES
 OPEN_END_DATE = date(9999, 12, 31)
 
 # The files lint reads, in the order it reads them, with the columns each must have.
@@ -322,7 +322,7 @@ def time_zone_error(folder: Folder, name: str, line: int, column: str, value: st
     try:
         ZoneInfo(value)
         return None
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of the tz database, e.g. "US"
         return folder.error(
             name,
             line,
@@ -928,13 +928,13 @@ def credit_terms_cap(folder: Folder) -> Iterator[Finding]:
 @rule(TERMS)
 def credit_terms_basis(folder: Folder) -> Iterator[Finding]:
     for line, r in folder.rows(TERMS):
-        if r["credit_type"] == "percent_of_charge" and r["basis_charge_code"] not in CHARGE_CODES:
+        if r["credit_type"] == "percent_of_charge" and r["basis_charge_code"] not in METERED_CHARGE_CODES:
             yield folder.error(
                 TERMS,
                 line,
                 "unknown_reference",
                 f"basis_charge_code {r['basis_charge_code']!r}",
-                f"use one of {', '.join(CHARGE_CODES[:-1])}",
+                f"use one of {', '.join(METERED_CHARGE_CODES)}",
             )
 
 

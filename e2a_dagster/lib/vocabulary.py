@@ -27,3 +27,9 @@ FINDINGS = tuple(t for t in DISCREPANCY_TYPES if t != "matched")
 
 # marts.fct_expected_charges
 PERIOD_STATUSES = ("closed", "invoiced", "open")
+
+# Charge codes: what one order's activity is billed as (metered, priced by the rate card), the rate card's codes
+# (those plus the period's minimum), and an invoice line's (those plus the credit a 3PL may bill itself)
+METERED_CHARGE_CODES = ("ORDER_FEE", "PICK_UNIT", "PACK_CARTON", "SHIPPING", "RETURN_FEE")
+RATE_CARD_CHARGE_CODES = (*METERED_CHARGE_CODES, "MONTHLY_MINIMUM")
+INVOICE_CHARGE_CODES = (*RATE_CARD_CHARGE_CODES, "SLA_CREDIT")

@@ -98,6 +98,12 @@ CASES = [
         "tenant_time_zone", (cell(T, 2, "time_zone", "America/New_Yrok"),), {error(T, 2, "invalid_time_zone")}, "typo"
     ),
     Case(
+        "tenant_time_zone",
+        (cell(T, 2, "time_zone", "US"),),
+        {error(T, 2, "invalid_time_zone")},
+        "a folder of the tz database, not a zone (ZoneInfo raised IsADirectoryError)",
+    ),
+    Case(
         "tenant_currency",
         (copy(T, 3, tenant_id="initech", currency="XYZ"),),
         {error(T, 4, "invalid_currency")},

@@ -17,7 +17,7 @@ MODELS = DBT_PROJECT_DIR / "models"
 
 def _accepted_values(yml: Path, model: str, column: str) -> list[str]:
     doc = yaml.safe_load(yml.read_text())
-    (node,) = [m for m in doc["models"] if m["name"] == model]
+    (node,) = [m for m in doc.get("models", []) + doc.get("seeds", []) if m["name"] == model]
     (col,) = [c for c in node["columns"] if c["name"] == column]
     (test,) = [t["accepted_values"] for t in col.get("data_tests", []) if "accepted_values" in t]
     return [str(v) for v in test["arguments"]["values"]]
@@ -38,6 +38,9 @@ def _accepted_values(yml: Path, model: str, column: str) -> list[str]:
             vocabulary.DISCREPANCY_TYPES,
         ),
         ("marts/finance/_finance_models.yml", "fct_expected_charges", "period_status", vocabulary.PERIOD_STATUSES),
+        ("reference/_seeds.yml", "rate_cards", "charge_code", vocabulary.RATE_CARD_CHARGE_CODES),
+        ("reference/_seeds.yml", "sla_credit_terms", "basis_charge_code", vocabulary.METERED_CHARGE_CODES),
+        ("staging/billing/_models.yml", "stg_billing__invoice_lines", "charge_code", vocabulary.INVOICE_CHARGE_CODES),
     ],
 )
 def test_accepted_values_tests_are_the_vocabulary(yml, model, column, words):
