@@ -39,12 +39,14 @@ from e2a_dagster.lib.shopify import ShopifyClient, ShopifyConfig
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
-class E2ASettings(dg.ConfigurableResource):
+class SettingsConfig(dg.Config):
     """The code location's settings (README "Configuration"; names in lib/settings.py ``SETTINGS_ENV``).
 
-    The definitions set every field to its ``dg.EnvVar`` (``from_env``); an empty value is unset (the default).
-    A field left ``None`` (a resource built by hand, as tests and sensor contexts do) is the process environment's
-    value when asked for. The other resources take this one, so a run sees one set of settings."""
+    The definitions set every field to its ``dg.EnvVar`` (``E2ASettings.from_env``); an empty value is unset (the
+    default). A field left ``None`` (a resource built by hand, as tests and sensor contexts do) is the process
+    environment's value when asked for. Every resource holds the same one, so a run sees one set of settings.
+    A config, not a nested resource: a resource with a nested resource is a context manager to Dagster, which a
+    sensor or schedule context built without ``with`` refuses."""
 
     home: str | None = None
     database_url: str | None = None
@@ -55,16 +57,6 @@ class E2ASettings(dg.ConfigurableResource):
     shopify_token: str | None = None
     shopify_tenant: str | None = None
     shopify_api_version: str | None = None
-
-    @classmethod
-    def from_env(cls) -> E2ASettings:
-        """Every field from its environment variable, resolved by Dagster when a run starts."""
-        return cls(**{field: dg.EnvVar(name) for field, name in SETTINGS_ENV.items()})
-
-    @classmethod
-    def from_values(cls, environ: Mapping[str, str]) -> E2ASettings:
-        """Every field from ``environ`` now (absent = unset): the CLI's in-process run (``e2a run``)."""
-        return cls(**{field: environ.get(name) or "" for field, name in SETTINGS_ENV.items()})
 
     def environ(self) -> dict[str, str]:
         """The settings as the variables lib/ functions read (``SETTINGS_ENV`` names)."""
@@ -80,8 +72,41 @@ class E2ASettings(dg.ConfigurableResource):
         return reference_dir(self.environ())
 
 
-def _settings(resource: E2ASettings | None) -> E2ASettings:
-    return resource if resource is not None else E2ASettings()
+class E2ASettings(dg.ConfigurableResource):
+    """The settings resource (key ``settings``): the ``SettingsConfig`` every other resource holds."""
+
+    values: SettingsConfig
+
+    @classmethod
+    def from_env(cls) -> E2ASettings:
+        """Every setting from its environment variable, resolved by Dagster when a run starts."""
+        return cls(values=SettingsConfig(**{field: dg.EnvVar(name) for field, name in SETTINGS_ENV.items()}))
+
+    @classmethod
+    def from_values(cls, environ: Mapping[str, str]) -> E2ASettings:
+        """Every setting from ``environ`` now (absent = unset): the CLI's in-process run (``e2a run``)."""
+        return cls(values=SettingsConfig(**{field: environ.get(name) or "" for field, name in SETTINGS_ENV.items()}))
+
+    def environ(self) -> dict[str, str]:
+        return self.values.environ()
+
+    def settings(self) -> Settings:
+        return self.values.settings()
+
+    def reference_folder(self) -> Path:
+        return self.values.reference_folder()
+
+
+def _settings(values: SettingsConfig | None) -> SettingsConfig:
+    return values if values is not None else SettingsConfig()
+
+
+def dbt_env(values: SettingsConfig | None) -> dict[str, str]:
+    """What every dbt command needs besides the process environment: the connection (``E2A_PG_*``, the same
+    database the ``Database`` resource opens) and the seed path of the operator's reference folder (lib/dbt.py
+    ``reference_env``)."""
+    settings = _settings(values)
+    return {**resolve_connection(settings.settings()).dbt_env(), **reference_env(settings.environ())}
 
 
 class Database(dg.ConfigurableResource):
@@ -91,7 +116,7 @@ class Database(dg.ConfigurableResource):
     (given to the dbt resource, never exported to the process environment), so dbt and Python always talk to
     the same database."""
 
-    settings: E2ASettings | None = None
+    settings: SettingsConfig | None = None
 
     _info: ConnectionInfo | None = PrivateAttr(default=None)
     _engine: sa.Engine | None = PrivateAttr(default=None)
@@ -109,11 +134,6 @@ class Database(dg.ConfigurableResource):
             migrate(self._engine)
         return self._engine
 
-    def dbt_env(self) -> dict[str, str]:
-        """What every dbt command needs besides the process environment: the connection (``E2A_PG_*``) and
-        the seed path of the operator's reference folder (lib/dbt.py ``reference_env``)."""
-        return {**self.info.dbt_env(), **reference_env(_settings(self.settings).environ())}
-
 
 class DbtCli(DbtCliResource):
     """dagster-dbt's dbt CLI resource with an explicit environment for dbt, and without two costs it pays in
@@ -124,11 +144,13 @@ class DbtCli(DbtCliResource):
 
     The environment: dagster-dbt 0.29.27 has no public hook for the variables of the dbt process (``cli``
     builds them from ``os.environ``), so ``cli`` is overridden below with dagster-dbt's own body plus one merge:
-    ``database.dbt_env()`` and the ``env`` argument, above the process environment and below dagster-dbt's
+    ``dbt_env(settings)`` (when given) and the ``env`` argument, above the process environment and below dagster-dbt's
     own variables. Upgrading dagster-dbt means comparing this method with its ``DbtCliResource.cli``
     (tests/unit/test_dbt_resource.py holds the variables to what dbt receives)."""
 
-    database: Database | None = None
+    settings: SettingsConfig | None = None
+
+    _dbt_env: dict[str, str] | None = PrivateAttr(default=None)
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -144,12 +166,13 @@ class DbtCli(DbtCliResource):
 
     def explicit_env(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
         """The variables dbt gets on top of the process environment."""
-        return {**(self.database.dbt_env() if self.database is not None else {}), **(env or {})}
+        if self._dbt_env is None:
+            self._dbt_env = dbt_env(self.settings) if self.settings is not None else {}
+        return {**self._dbt_env, **(env or {})}
 
     def targets_root(self) -> Path:
         """Where each dbt command of a run writes its artifacts: ``E2A_HOME/dbt-targets``."""
-        settings = self.database.settings if self.database is not None else None
-        return _settings(settings).settings().home / "dbt-targets"
+        return _settings(self.settings).settings().home / "dbt-targets"
 
     def cli(  # type: ignore[override]
         self,
@@ -222,7 +245,7 @@ class LandingZone(dg.ConfigurableResource):
     """The folder that file-based sources drop into (``E2A_LANDING_DIR``, default ``E2A_HOME/landing``), and
     the reference data they are checked against (``E2A_REFERENCE_DIR``, default ``seeds/``)."""
 
-    settings: E2ASettings | None = None
+    settings: SettingsConfig | None = None
 
     @property
     def root(self) -> Path:
@@ -255,7 +278,7 @@ class Notifier(dg.ConfigurableResource):
     """The notification webhook (Slack-compatible). ``webhook_url`` unset -> the settings'
     ``E2A_NOTIFY_WEBHOOK_URL``; neither set -> notifications are off (recorded as skipped, nothing sent)."""
 
-    settings: E2ASettings | None = None
+    settings: SettingsConfig | None = None
     webhook_url: str | None = None
     retries: int = 3
     backoff_seconds: float = 1.0
@@ -276,19 +299,19 @@ class Notifier(dg.ConfigurableResource):
 
 def resources_from(settings: E2ASettings) -> dict[str, dg.ConfigurableResource]:
     """Every resource of the code location, all reading ``settings``."""
-    database = Database(settings=settings)
+    values = settings.values
     return {
         "settings": settings,
-        "database": database,
-        "landing": LandingZone(settings=settings),
-        "shopify": ShopifyShop(settings=settings),
+        "database": Database(settings=values),
+        "landing": LandingZone(settings=values),
+        "shopify": ShopifyShop(settings=values),
         "llm": LLM(),
-        "notifier": Notifier(settings=settings),
+        "notifier": Notifier(settings=values),
         "dbt": DbtCli(
             project_dir=dbt_project,
             profiles_dir=os.fspath(DBT_PROJECT_DIR),
             dbt_executable=dbt_executable(),
-            database=database,
+            settings=values,
         ),
     }
 
@@ -321,7 +344,7 @@ class ShopifyShop(dg.ConfigurableResource):
     From the settings resource (``dg.EnvVar``, resolved when a run starts), so the token never appears in run
     configuration, the Dagster UI or logs; unset means the source is off (the sensor says so)."""
 
-    settings: E2ASettings | None = None
+    settings: SettingsConfig | None = None
     api_version: str | None = None
 
     def shop_config(self) -> ShopifyConfig:

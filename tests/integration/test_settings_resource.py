@@ -22,7 +22,7 @@ def test_the_definitions_load_with_no_setting_set(dbt_manifest):
     code = (
         "from e2a_dagster.definitions import defs\n"
         "from e2a_dagster.lib.settings import SETTINGS_ENV\n"
-        "settings = defs().resources['settings']\n"
+        "settings = defs().resources['settings'].values\n"
         "for field in SETTINGS_ENV: print(field, getattr(settings, field).env_var_name)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
