@@ -25,7 +25,7 @@ from e2a_dagster.lib.database import (
 )
 from e2a_dagster.lib.reports import text_table
 from e2a_dagster.lib.schema import migrate
-from e2a_dagster.lib.settings import PROJECT_ROOT, Settings, load_settings
+from e2a_dagster.lib.settings import PROJECT_ROOT, Settings, child_env, load_settings
 
 DAGSTER_YAML = """\
 # Written by `e2a`: the Dagster instance of this E2A_HOME.
@@ -64,12 +64,11 @@ freshness:
 
 
 def _prepare(settings: Settings, *, start_db: bool = True, extra_tenants: list[str] | None = None) -> ConnectionInfo:
-    """State folders, database (started if embedded), schema, and the environment child processes inherit."""
+    """State folders (the Dagster instance in ``DAGSTER_HOME``, default ``E2A_HOME/dagster``), database (started
+    if embedded) and schema. Nothing is written to this process's environment: a child process gets its own
+    (``lib/settings.child_env``), an in-process run its resources (``run_pipeline``)."""
     settings.ensure_dirs()
-    os.environ["E2A_HOME"] = str(settings.home)
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    dagster_yaml = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
+    dagster_yaml = settings.dagster_home / "dagster.yaml"
     # Ours (first line) is kept current; a dagster.yaml somebody wrote by hand is left alone.
     if not dagster_yaml.exists() or (
         dagster_yaml.read_text().startswith(DAGSTER_YAML.splitlines()[0]) and dagster_yaml.read_text() != DAGSTER_YAML
@@ -83,8 +82,14 @@ def _prepare(settings: Settings, *, start_db: bool = True, extra_tenants: list[s
         _setup_bi_roles(engine, settings, [*tenants, *(extra_tenants or [])])
     finally:
         engine.dispose()
-    os.environ.update(info.dbt_env())
     return info
+
+
+def _instance(settings: Settings):
+    """The Dagster instance of this ``E2A_HOME`` (``DAGSTER_HOME``), without ``DAGSTER_HOME`` in the environment."""
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(str(settings.dagster_home))
 
 
 class ConfigError(ValueError):
@@ -155,16 +160,19 @@ def _load_defs():
 def run_pipeline(*, asset_selection=None, raise_on_error: bool = False, log_level: str = "WARNING"):
     """One in-process pass over every asset (ingest pending files, build dbt), recorded in the Dagster instance.
     Always live: "now" is ``E2A_NOW`` or the wall clock (a past instant is a backtest, lib/backtest.py)."""
-    import dagster as dg
+    from e2a_dagster.defs.resources import E2ASettings, with_settings
 
-    definitions = _load_defs()
+    # The code location's resources with this process's settings (read now) in place of its dg.EnvVar ones: a
+    # setting left unset here is the default, as in `e2a dev`'s code location (lib/settings.py child_env).
+    definitions = with_settings(_load_defs(), E2ASettings.from_values(os.environ))
     job = definitions.resolve_implicit_global_asset_job_def()
     if asset_selection is None:
         asset_selection = configured_assets(definitions)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     graph = definitions.resolve_asset_graph()
     partitioned = any(graph.get(key).partitions_def is not None for key in asset_selection)
-    with dg.DagsterInstance.get() as instance:
+    settings = load_settings()
+    with _instance(settings) as instance:
         return job.execute_in_process(
             run_config=run_config,
             instance=instance,
@@ -375,19 +383,19 @@ def _feed_loop(stop: threading.Event, settings: Settings, interval: float, shopi
             print(f"[e2a] demo feed error: {exc}", file=sys.stderr)
 
 
-def _start_mock_shop(settings: Settings):
-    """Serve the mock Shopify store and point E2A_SHOPIFY_* at it unless they are set already."""
+def _start_mock_shop(settings: Settings) -> tuple[object | None, str | None, dict[str, str]]:
+    """Serve the mock Shopify store unless E2A_SHOPIFY_* are set already: the server, its tenant, and the
+    E2A_SHOPIFY_* that point the code location (``dagster dev``'s environment) at it."""
     import secrets
 
     from e2a_dagster.lib.mock_shopify import OrderStore, ServerThread, create_app, store_path
 
     if os.environ.get("E2A_SHOPIFY_URL"):
-        return None, os.environ.get("E2A_SHOPIFY_TENANT")
+        return None, os.environ.get("E2A_SHOPIFY_TENANT"), {}
     token = secrets.token_hex(16)
     tenant = os.environ.get("E2A_SHOPIFY_TENANT") or "acme"
     server = ServerThread(create_app(OrderStore(store_path(settings.home)), token)).start()
-    os.environ.update({"E2A_SHOPIFY_URL": server.url, "E2A_SHOPIFY_TOKEN": token, "E2A_SHOPIFY_TENANT": tenant})
-    return server, tenant
+    return server, tenant, {"E2A_SHOPIFY_URL": server.url, "E2A_SHOPIFY_TOKEN": token, "E2A_SHOPIFY_TENANT": tenant}
 
 
 DEMO_ORDERS_PER_DAY = 45
@@ -415,7 +423,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     settings = load_settings()
     info = _prepare(settings)
     print(f"[e2a] database: {redact(info.url())}")
-    shop, shopify_tenant = (None, None) if args.no_demo else _start_mock_shop(settings)
+    shop, shopify_tenant, shop_env = (None, None, {}) if args.no_demo else _start_mock_shop(settings)
     if shop is not None:
         print(f"[e2a] mock Shopify store: {shop.url} (tenant {shopify_tenant})")
     if not any(settings.events_dir.glob("*.jsonl")) and not args.no_demo:
@@ -442,7 +450,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # The one `dbt parse` of this session: runs only read the manifest. Seeds, the calendar and every model are
     # then built by the automation sensor on its first ticks (defs/automation.py); nothing waits for a click.
     parse_project()
-    leftovers = _cancel_runs("a previous `e2a dev` did not stop cleanly")
+    leftovers = _cancel_runs(settings, "a previous `e2a dev` did not stop cleanly")
     if leftovers:
         print(f"[e2a] {leftovers} run(s) a previous session left queued or running: marked canceled")
     stop = threading.Event()
@@ -453,11 +461,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
     proc = None
     interrupted = False
     try:
-        proc = _start_dagster(args, log_path)
+        proc = _start_dagster(args, log_path, child_env(settings, os.environ, **info.dbt_env(), **shop_env))
         print(f"[e2a] starting Dagster ({'its log follows' if args.verbose else f'log: {log_path}'}) ...", flush=True)
         if not dev_server.wait_until_ready(url, proc):
             print(f"[e2a] Dagster did not come up; the end of {log_path}:\n{_tail(log_path)}", file=sys.stderr)
-            _stop_dagster(proc)
+            _stop_dagster(proc, settings)
             return 1
         _print_addresses(settings, info, url)
         return proc.wait()
@@ -467,7 +475,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\n[e2a] stopping Dagster ...", flush=True)
         if proc is not None:
-            _stop_dagster(proc)
+            _stop_dagster(proc, settings)
         interrupted = True
         return 0
     finally:
@@ -486,7 +494,8 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _start_dagster(args: argparse.Namespace, log_path: Path) -> subprocess.Popen:
+def _start_dagster(args: argparse.Namespace, log_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    """``dagster dev`` with ``env`` (lib/settings.py child_env: every setting, the dbt connection, the mock shop)."""
     from e2a_dagster.lib import dev_server
 
     cmd = [
@@ -502,8 +511,8 @@ def _start_dagster(args: argparse.Namespace, log_path: Path) -> subprocess.Popen
         "info" if args.verbose else "warning",
     ]
     if args.verbose:
-        return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=os.environ.copy(), start_new_session=True)
-    return dev_server.start(cmd, log_path=log_path, cwd=PROJECT_ROOT, env=os.environ)
+        return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, start_new_session=True)
+    return dev_server.start(cmd, log_path=log_path, cwd=PROJECT_ROOT, env=env)
 
 
 def _print_addresses(settings: Settings, info: ConnectionInfo, url: str) -> None:
@@ -520,16 +529,14 @@ def _print_addresses(settings: Settings, info: ConnectionInfo, url: str) -> None
     sys.stdout.flush()
 
 
-def _stop_dagster(proc: subprocess.Popen) -> None:
+def _stop_dagster(proc: subprocess.Popen, settings: Settings) -> None:
     """Within 10 s: queued runs are canceled and running ones marked canceling, the process group is terminated
     (killed after 3 s), and whatever did not finish is marked canceled. Nothing is left queued."""
-    import dagster as dg
-
     from e2a_dagster.lib import dev_server
 
     with contextlib.ExitStack() as stack:
         try:
-            instance = stack.enter_context(dg.DagsterInstance.get())
+            instance = stack.enter_context(_instance(settings))
             queued, running = dev_server.wind_down_runs(instance, "`e2a dev` stopped")
         except Exception as exc:  # the processes are stopped whatever the run storage says
             print(f"[e2a] warning: could not check the run queue: {exc}", file=sys.stderr)
@@ -541,17 +548,15 @@ def _stop_dagster(proc: subprocess.Popen) -> None:
         print(f"[e2a] canceled {queued} queued and {running} running run(s); the sensors pick their work up again")
 
 
-def _cancel_runs(message: str) -> int:
+def _cancel_runs(settings: Settings, message: str) -> int:
     from e2a_dagster.lib import dev_server
 
-    return _with_instance(lambda i: dev_server.cancel_unfinished_runs(i, message), 0)
+    return _with_instance(settings, lambda i: dev_server.cancel_unfinished_runs(i, message), 0)
 
 
-def _with_instance(fn, default):
-    import dagster as dg
-
+def _with_instance(settings: Settings, fn, default):
     try:
-        with dg.DagsterInstance.get() as instance:
+        with _instance(settings) as instance:
             return fn(instance)
     except Exception as exc:  # a broken instance must not keep `e2a dev` from starting or stopping
         print(f"[e2a] warning: could not check the run queue: {exc}", file=sys.stderr)

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from e2a_dagster.lib.database import ConnectionInfo, EmbeddedServer, make_engine
 from e2a_dagster.lib.reference import Reference
 from e2a_dagster.lib.schema import migrate
-from e2a_dagster.lib.settings import PROJECT_ROOT
+from e2a_dagster.lib.settings import PROJECT_ROOT, SETTINGS_ENV
 
 TEST_DB = "e2a_test"
 
@@ -45,6 +45,11 @@ MACHINE_CLOCK_FLOOR = datetime(2026, 11, 1, tzinfo=UTC)
 def pytest_configure(config) -> None:
     os.environ["E2A_NOW"] = SESSION_NOW
     os.environ["E2A_BILLING_START"] = SESSION_BILLING_START
+    # The code location's settings resource reads every setting with dg.EnvVar, which refuses a run when the
+    # variable is unset: empty is unset (the default), as `e2a dev` gives its code location (lib/settings.py
+    # child_env).
+    for name in SETTINGS_ENV.values():
+        os.environ.setdefault(name, "")
     if datetime.now(UTC) < MACHINE_CLOCK_FLOOR:  # the one read of the machine clock: a guard, not a test
         raise pytest.UsageError(
             f"the machine clock ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC) is before {MACHINE_CLOCK_FLOOR:%Y-%m-%d}: "
@@ -56,9 +61,9 @@ def pytest_configure(config) -> None:
 def _environment_is_restored():
     """A test leaves ``os.environ`` as it found it (after the session and module fixtures it uses set theirs up).
 
-    Code under test may write the environment: the ``Database`` resource exports ``E2A_PG_*`` for dbt when it
-    opens, so a test that points ``E2A_DATABASE_URL`` at another database (with monkeypatch, which restores only
-    what it set) would otherwise send every later dbt run of the session to that database."""
+    E²A's own code never writes it (tests/unit/test_no_environ_writes.py); this holds the tests themselves and
+    the libraries under test to it, so a test that points ``E2A_DATABASE_URL`` at another database cannot send
+    every later dbt run of the session there."""
     before = dict(os.environ)
     yield
     if os.environ != before:

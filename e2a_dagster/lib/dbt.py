@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from e2a_dagster.lib.database import ConnectionInfo
@@ -73,7 +74,7 @@ def run_dbt(
     return proc
 
 
-def reference_env() -> dict[str, str]:
+def reference_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """dbt's ``seed-paths`` (``E2A_DBT_SEED_PATH``) for the operator's folder ``E2A_REFERENCE_DIR``: a path
     relative to ``dbt_project/``, through a symbolic link ``dbt_project/.reference/<hash of the folder>`` to it.
 
@@ -81,10 +82,12 @@ def reference_env() -> dict[str, str]:
     and with an absolute seed path that is the operator's CSV file itself (``dbt seed`` overwrote it). The link's
     name follows the folder, so commands for different folders never share one; it is replaced atomically.
     Unset stays unset: dbt's default is the repository's ``seeds/``, so every dbt command (ours and Dagster's)
-    sees the same project configuration and partial parsing holds."""
-    if not os.environ.get(REFERENCE_ENV):
+    sees the same project configuration and partial parsing holds. ``environ``: where ``E2A_REFERENCE_DIR`` is
+    read (default: the process environment; the code location passes its settings resource's)."""
+    env = os.environ if environ is None else environ
+    if not env.get(REFERENCE_ENV):
         return {}
-    folder = reference_dir()
+    folder = reference_dir(env)
     link = SEED_LINKS / hashlib.sha256(str(folder).encode()).hexdigest()[:16]
     if not (link.is_symlink() and os.readlink(link) == str(folder)):
         SEED_LINKS.mkdir(parents=True, exist_ok=True)

@@ -34,3 +34,28 @@ def test_a_naive_or_unreadable_instant_is_refused_with_the_setting_named(value, 
     with pytest.raises(clock.ClockError, match=message) as raised:
         clock.now({"E2A_NOW": value})
     assert "E2A_NOW" in str(raised.value)
+
+
+def test_now_and_as_of_are_read_in_one_place_each():
+    """One parser and one default (issue 14): Python reads E2A_NOW only in lib/clock.py (``e2a run --as-of``
+    goes through ``clock.parse_instant`` too); dbt reads it only in macros/as_of_timestamp.sql, the one default of
+    ``as_of``, and ``var('as_of')`` only there and in macros/as_of_is_pinned.sql."""
+    import re
+
+    from e2a_dagster.lib.settings import PROJECT_ROOT
+
+    def files(pattern: str, *folders: str, suffix: str) -> list[str]:
+        found = []
+        for folder in folders:
+            for path in sorted((PROJECT_ROOT / folder).rglob(f"*{suffix}")):
+                if re.search(pattern, path.read_text()):
+                    found.append(str(path.relative_to(PROJECT_ROOT)))
+        return found
+
+    assert files(r"[\"']E2A_NOW[\"']", "e2a_dagster", "sensors", suffix=".py") == ["e2a_dagster/lib/clock.py"]
+    dbt = ("dbt_project/models", "dbt_project/macros", "dbt_project/tests")
+    assert files(r"env_var\(\s*[\"']E2A_NOW", *dbt, suffix=".sql") == ["dbt_project/macros/as_of_timestamp.sql"]
+    assert files(r"var\(\s*[\"']as_of[\"']", *dbt, suffix=".sql") == [
+        "dbt_project/macros/as_of_is_pinned.sql",
+        "dbt_project/macros/as_of_timestamp.sql",
+    ]

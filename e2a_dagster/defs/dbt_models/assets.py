@@ -2,21 +2,23 @@
 
 import functools
 import json
-import os
 from collections.abc import Iterator
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import dbt_assets
 
 from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
-from e2a_dagster.defs.resources import Database, dbt_project
+from e2a_dagster.defs.resources import Database, DbtCli, dbt_project
 from e2a_dagster.lib.dbt import PRODUCT_BUILD_EXCLUDES, prune_run_targets, run_target
 from e2a_dagster.lib.invoice_metrics import METRICS_BY_MODEL as INVOICE_METRICS
-from e2a_dagster.lib.settings import load_settings
 from e2a_dagster.lib.sla_metrics import METRICS_BY_MODEL
 
 # Where dagster-dbt keeps the dbt unique id of the test behind an asset check (check spec metadata).
 DBT_UNIQUE_ID = "dagster_dbt/unique_id"
+# A subset build (seeds only, SLA models only) runs the tests whose parents are all built or upstream, not tests
+# on models downstream that may not exist yet; the tests of this step's checks are named explicitly. dagster-dbt
+# sets the variable itself when the step's check selection needs it, and that wins (defs/resources.py DbtCli.cli).
+SUBSET_BUILD_ENV = {"DBT_INDIRECT_SELECTION": "buildable"}
 
 
 @dbt_assets(
@@ -26,15 +28,13 @@ DBT_UNIQUE_ID = "dagster_dbt/unique_id"
     exclude="tag:billable_daily",
     dagster_dbt_translator=E2ADbtTranslator(),
 )
-def e2a_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, database: Database):
-    database.export_dbt_env()
-    # A subset build (seeds only, SLA models only) runs the tests whose parents are all built or upstream, not
-    # tests on models downstream that may not exist yet; the tests of this step's checks are named explicitly.
-    os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
+def e2a_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCli, database: Database):
+    _ = database.engine  # the schema is brought up to date before dbt builds on it
     # Always live: as_of = E2A_NOW or the build's start (macros/as_of_timestamp.sql). A past instant is a backtest,
     # which never runs here (lib/backtest.py: its own schemas, no materialization of these assets).
     args = ["build", *selected_tests_args(context)]
-    yield from reported_at_the_end(with_model_metrics(context, e, database) for e in stream_dbt(dbt, args, context))
+    events = stream_dbt(dbt, args, context, env=SUBSET_BUILD_ENV)
+    yield from reported_at_the_end(with_model_metrics(context, e, database) for e in events)
 
 
 def reported_at_the_end(events: Iterator) -> Iterator:
@@ -69,16 +69,18 @@ def selected_tests_args(context: dg.AssetExecutionContext) -> list[str]:
     return ["--select", " ".join(sorted(names))] if names else []
 
 
-def stream_dbt(dbt: DbtCliResource, args: list[str], context: dg.AssetExecutionContext) -> Iterator:
+def stream_dbt(
+    dbt: DbtCli, args: list[str], context: dg.AssetExecutionContext, env: dict[str, str] | None = None
+) -> Iterator:
     """The events of one dbt command of this step, run in a target folder of its own under
     ``E2A_HOME/dbt-targets`` (the newest few are kept to look at; never the shared ``dbt_project/target``).
-    A build leaves the dbt unit tests out (``PRODUCT_BUILD_EXCLUDES``)."""
-    root = load_settings().home / "dbt-targets"
+    A build leaves the dbt unit tests out (``PRODUCT_BUILD_EXCLUDES``). ``env``: more variables for dbt."""
+    root = dbt.targets_root()
     target = run_target(root, f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}")
     if args[:1] == ["build"]:
         args = [*args, *PRODUCT_BUILD_EXCLUDES]
     try:
-        yield from dbt.cli(args, context=context, target_path=target).stream()
+        yield from dbt.cli(args, context=context, target_path=target, env=env).stream()
     finally:
         prune_run_targets(root)
 
