@@ -30,6 +30,7 @@ import json, os, sys
 if sys.argv[1:] == ["--version"]:
     print("Core:\\n  - installed: 1.11.0")
     sys.exit(0)
+os.makedirs(os.environ["DBT_TARGET_PATH"], exist_ok=True)  # dagster-dbt makes it only to copy a partial parse
 with open(os.path.join(os.environ["DBT_TARGET_PATH"], "env.json"), "w") as out:
     json.dump(dict(os.environ), out)
 """
