@@ -31,6 +31,9 @@ def test_monthly_invoice_models_follow_the_job_not_eager_automation(definitions)
     graph = definitions.resolve_asset_graph()
     for name in (
         "int_billable_activities_priced",
+        "int_billing_periods_classified",
+        "int_monthly_minimums_charged",
+        "int_sla_credits_capped",
         "fct_expected_charges",
         "fct_invoice_reconciliation",
     ):
