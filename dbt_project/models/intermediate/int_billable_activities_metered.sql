@@ -123,31 +123,38 @@ dated as (
     select activities.*, tenants.currency
     from activities
     inner join tenants on activities.tenant_id = tenants.tenant_id
+),
+
+-- Each activity with the event it was measured from, for the orders near the window. Materialized: the exact-day
+-- test below must not be pushed under the join (its selectivity on a computed local date is guessed tiny, and
+-- the planner would then scan source_events once per activity).
+measured as materialized (
+    select
+        dated.tenant_id,
+        dated.order_id,
+        dated.charge_code,
+        cast(dated.quantity as numeric(14, 4)) as quantity,
+        dated.activity_at,
+        dated.activity_date,
+        cast({{ dbt.date_trunc('month', 'dated.activity_date') }} as date) as period_start,
+        {{ month_end(dbt.date_trunc('month', 'dated.activity_date')) }} as period_end,
+        dated.currency,
+        case when source_events.event_id is not null then
+            jsonb_build_array(jsonb_build_object(
+                'source', source_events.source,
+                'event_id', source_events.event_id,
+                'event_type', source_events.event_type,
+                'occurred_at', source_events.occurred_at
+            ))
+            else cast('[]' as jsonb)
+        end as source_event_ids
+    from dated
+    left join source_events
+        on dated.tenant_id = source_events.tenant_id
+        and dated.order_id = source_events.order_id
+        and dated.charge_code = source_events.charge_code
+        and source_events.event_rank = 1
 )
 
-select
-    dated.tenant_id,
-    dated.order_id,
-    dated.charge_code,
-    cast(dated.quantity as numeric(14, 4)) as quantity,
-    dated.activity_at,
-    dated.activity_date,
-    cast({{ dbt.date_trunc('month', 'dated.activity_date') }} as date) as period_start,
-    {{ month_end(dbt.date_trunc('month', 'dated.activity_date')) }} as period_end,
-    dated.currency,
-    case when source_events.event_id is not null then
-        jsonb_build_array(jsonb_build_object(
-            'source', source_events.source,
-            'event_id', source_events.event_id,
-            'event_type', source_events.event_type,
-            'occurred_at', source_events.occurred_at
-        ))
-        else cast('[]' as jsonb)
-    end as source_event_ids
-from dated
-left join source_events
-    on dated.tenant_id = source_events.tenant_id
-    and dated.order_id = source_events.order_id
-    and dated.charge_code = source_events.charge_code
-    and source_events.event_rank = 1
-where {{ in_billing_window('dated.activity_date', 'dated.tenant_id') }}
+select * from measured
+where {{ in_billing_window('activity_date', 'tenant_id') }}
