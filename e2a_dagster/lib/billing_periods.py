@@ -166,33 +166,27 @@ select tenant_id, day, reason, invoice_ids from stale order by tenant_id, day, r
 """
 
 # Orders fct_orders rewrote after the day's refresh read it (cheap: by index on built_at), kept only when the order
-# charges fct_orders now implies differ from the day's rows (the live SLA refresh rewrites open orders every
-# few minutes without any billing change). Both days count: where the activity is now, and where its rows are
+# charges they imply now differ from the day's rows (the live SLA refresh rewrites open orders every few minutes
+# without any billing change). What an order implies is read from the dbt view
+# intermediate.int_billable_order_charges, the one statement of the metering rule that
+# int_billable_activities_metered also reads. Both days count: where the activity is now, and where its rows are
 # (a moved hand-over, a cancellation). RETURN_FEE follows return events, not fct_orders: not compared here.
 CHANGED_SQL = """
-tenant_zones as (
-    select tenant_id, time_zone from reference.tenants where tenant_id = any(:tenants)
-),
 oldest_refresh as (
     select min(r.orders_built_at) as since
     from ops.billable_activity_refreshes as r
     inner join days on r.tenant_id = days.tenant_id and r.activity_date = days.day
 ),
 changed_orders as (
-    select o.tenant_id, o.order_id, o.built_at, o.is_cancelled, o.units, o.cartons, o.postage,
-           cast(o.handed_to_carrier_at at time zone tz.time_zone as date) as handed_day
+    select o.tenant_id, o.order_id, o.built_at
     from marts.fct_orders as o
-    inner join tenant_zones as tz on tz.tenant_id = o.tenant_id
-    where o.built_at > (select since from oldest_refresh)
+    inner join reference.tenants as t on t.tenant_id = o.tenant_id
+    where o.tenant_id = any(:tenants) and o.built_at > (select since from oldest_refresh)
 ),
 implied as (
-    select c.tenant_id, c.order_id, c.built_at, c.handed_day as day, charge.code, charge.quantity
-    from changed_orders as c
-    cross join lateral (
-        values ('ORDER_FEE', cast(1 as numeric)), ('PICK_UNIT', cast(c.units as numeric)),
-               ('PACK_CARTON', cast(coalesce(c.cartons, 1) as numeric)), ('SHIPPING', cast(c.postage as numeric))
-    ) as charge (code, quantity)
-    where c.handed_day is not null and not c.is_cancelled and charge.quantity > 0
+    select i.tenant_id, i.order_id, i.built_at, i.activity_date as day, i.charge_code as code, i.quantity
+    from intermediate.int_billable_order_charges as i
+    where i.tenant_id = any(:tenants) and i.built_at > (select since from oldest_refresh)
 ),
 metered as (
     select m.tenant_id, m.order_id, c.built_at, m.activity_date as day, m.charge_code as code, m.quantity
@@ -233,6 +227,15 @@ changed_days as (
 """
 
 
+# What the activity_changed check reads (besides ops.*, which migrations create).
+CHANGE_RELATIONS = (
+    "marts.fct_orders",
+    "reference.tenants",
+    "intermediate.int_billable_order_charges",
+    "intermediate.int_billable_activities_metered",
+)
+
+
 def _relation_exists(conn: sa.Connection, name: str) -> bool:
     return conn.execute(sa.text("select to_regclass(:n) is not null"), {"n": name}).scalar_one()
 
@@ -242,10 +245,9 @@ def stale_days(engine: sa.Engine, tenants: Sequence[str], *, first_day: date, la
     if not tenants or last_day < first_day:
         return []
     with engine.connect() as conn:
-        can_see_changes = all(
-            _relation_exists(conn, name)
-            for name in ("marts.fct_orders", "intermediate.int_billable_activities_metered", "reference.tenants")
-        )
+        # The view exists whenever the metered model does: every build of the metered model (the daily asset,
+        # `tag:invoice`, a plain `dbt build`) creates it first, as its parent in the same partitioned asset.
+        can_see_changes = all(_relation_exists(conn, name) for name in CHANGE_RELATIONS)
         sql = STALE_SQL.format(changed=CHANGED_SQL if can_see_changes else NO_CHANGES_SQL)
         rows = conn.execute(
             sa.text(sql), {"tenants": list(tenants), "first_day": first_day, "last_day": last_day}

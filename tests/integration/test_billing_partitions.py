@@ -176,8 +176,13 @@ def test_a_range_run_rebuilds_tenant_local_days_of_the_tenants_asked(engine, jul
     }
     assert refreshed_days(engine, result.run_id) == {("acme", "2026-07-02"), ("acme", "2026-07-03")}
     materializations = result.asset_materializations_for_node(billable_activity_daily.op.name)
-    assert {m.partition for m in materializations} == {"2026-07-02", "2026-07-03"}
-    materialization = materializations[0]
+    # the metered model and the view it meters from (int_billable_order_charges), each day of the range
+    assert {(m.asset_key.path[-1], m.partition) for m in materializations} == {
+        (model, day)
+        for model in ("int_billable_activities_metered", "int_billable_order_charges")
+        for day in ("2026-07-02", "2026-07-03")
+    }
+    materialization = next(m for m in materializations if m.asset_key.path[-1] == "int_billable_activities_metered")
     assert materialization.metadata["window"].value == "2026-07-02..2026-07-03"
     assert materialization.metadata["tenants"].value == "acme"
     # every activity of acme in the window, this module's twelve at least

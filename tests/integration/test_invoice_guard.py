@@ -394,7 +394,11 @@ def test_adjustments_are_idempotent_and_superseded_when_fixed(engine, pg_info, r
         [("0002", "PICK_UNIT", f"{p}-A1", "3", "0.35", "1.05")],
     )
     assert ingest_billing_file(engine, fix, reference).superseding == 1
-    dbt_build(pg_info, "stg_billing__invoice_lines fct_expected_charges fct_invoice_reconciliation")
+    dbt_build(
+        pg_info,
+        "stg_billing__invoice_lines int_billing_periods_classified int_monthly_minimums_charged "
+        "int_sla_credits_capped fct_expected_charges fct_invoice_reconciliation",
+    )
     sync_adjustments(engine, reference)
     after = {(a["charge_code"], (a["order_id"] or "").removeprefix(p + "-")): a for a in _adjustments(engine, march)}
     assert after[("PICK_UNIT", "A1")]["status"] == "superseded"

@@ -53,7 +53,11 @@ AS_OF = "2032-06-15T12:00:00-04:00"
 MAY = ("2032-05-01", "2032-05-31")
 JUNE = ("2032-06-01", "2032-06-30")
 APRIL = ("2032-04-01", "2032-04-30")
-INVOICE_MODELS = "stg_billing__invoice_lines fct_expected_charges fct_invoice_reconciliation"
+# fct_expected_charges and the intermediate models it assembles (periods, minimums, credits).
+EXPECTED_CHARGES = (
+    "int_billing_periods_classified int_monthly_minimums_charged int_sla_credits_capped fct_expected_charges"
+)
+INVOICE_MODELS = f"stg_billing__invoice_lines {EXPECTED_CHARGES} fct_invoice_reconciliation"
 
 
 def build(pg_info, select: str, as_of: str = AS_OF) -> None:
@@ -406,9 +410,9 @@ def test_the_month_closes_at_local_midnight(engine, pg_info, world, credit_note)
     p = world["p"]
     # 23:59:59 New York is already 07-01 in UTC: the month closes in the tenant's zone, not in UTC. (The tests
     # that follow rebuild the invoice models at as_of.)
-    run(pg_info, "fct_expected_charges", as_of="2032-06-30T23:59:59-04:00")
+    run(pg_info, EXPECTED_CHARGES, as_of="2032-06-30T23:59:59-04:00")
     before_midnight = expected_june(engine, p)
-    run(pg_info, "fct_expected_charges", as_of="2032-07-01T00:00:00-04:00")
+    run(pg_info, EXPECTED_CHARGES, as_of="2032-07-01T00:00:00-04:00")
     at_midnight = expected_june(engine, p)
     assert ("MONTHLY_MINIMUM", None) not in before_midnight
     assert {v[1] for v in before_midnight.values()} == {"open"}

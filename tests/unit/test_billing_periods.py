@@ -103,3 +103,16 @@ def test_sensor_plan_without_yesterday_and_nothing_stale_is_none():
     assert plan_refresh(["acme", "globex"], [], yesterday=None, first_day=FIRST, last_day=LAST) is None
     # a yesterday before the first partition (a young installation) is not asked for either
     assert plan_refresh(["acme"], [], yesterday=date(2024, 12, 31), first_day=FIRST, last_day=LAST) is None
+
+
+def test_the_stale_day_check_reads_the_metering_rule_instead_of_restating_it():
+    """Which charges an order implies is written once, in the dbt view int_billable_order_charges (the metered
+    model reads it too): the check that compares it with the day's rows names no order charge of its own."""
+    from e2a_dagster.lib.billing_periods import CHANGE_RELATIONS, CHANGED_SQL
+
+    assert "intermediate.int_billable_order_charges" in CHANGED_SQL
+    assert "intermediate.int_billable_order_charges" in CHANGE_RELATIONS
+    for code in ("ORDER_FEE", "PICK_UNIT", "PACK_CARTON", "SHIPPING"):
+        assert code not in CHANGED_SQL
+    for column in ("units", "cartons", "postage", "handed_to_carrier_at", "is_cancelled"):
+        assert column not in CHANGED_SQL

@@ -15,9 +15,28 @@ def test_billable_activity_is_daily_partitioned_with_single_run_backfills(defini
     assert node.automation_condition is None  # the job chooses the days
 
 
+def test_the_order_charges_view_is_built_with_the_billable_activity(definitions):
+    # One asset definition: every build of the metered model through Dagster (re)creates the view it reads, so
+    # the stale-day check (lib/billing_periods.py), which reads it too, finds it wherever the metered rows are.
+    from e2a_dagster.defs.invoicing.billable_activity import billable_activity_daily
+
+    charges = dg.AssetKey(["intermediate", "int_billable_order_charges"])
+    assert {ACTIVITY, charges} <= set(billable_activity_daily.keys)
+    node = definitions.resolve_asset_graph().get(charges)
+    assert node.group_name == "finance" and node.automation_condition is None
+    assert charges in definitions.resolve_asset_graph().get(ACTIVITY).parent_keys
+
+
 def test_monthly_invoice_models_follow_the_job_not_eager_automation(definitions):
     graph = definitions.resolve_asset_graph()
-    for name in ("int_billable_activities_priced", "fct_expected_charges", "fct_invoice_reconciliation"):
+    for name in (
+        "int_billable_activities_priced",
+        "int_billing_periods_classified",
+        "int_monthly_minimums_charged",
+        "int_sla_credits_capped",
+        "fct_expected_charges",
+        "fct_invoice_reconciliation",
+    ):
         key = next(k for k in graph.get_all_asset_keys() if k.path[-1] == name)
         assert graph.get(key).automation_condition is None, name
         assert graph.get(key).partitions_def is None, name

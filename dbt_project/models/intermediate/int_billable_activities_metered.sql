@@ -12,10 +12,9 @@
 ) }}
 -- One row per billable activity: (tenant, order, charge code) with its quantity, the instant that puts it in
 -- a billing period, and the event it was measured from (DESIGN §6):
---   ORDER_FEE    1 per order handed to the carrier (earliest carrier_pickup / picked_up)
---   PICK_UNIT    units from pick_completed (else the order's line-item units), when > 0
---   PACK_CARTON  cartons from pack_completed, else 1
---   SHIPPING     postage from label_printed (the quantity is the postage; the rate card adds the markup)
+--   ORDER_FEE, PICK_UNIT, PACK_CARTON, SHIPPING  the order charges int_billable_order_charges implies (the
+--                rule is written there once), measured from the earliest carrier_pickup / picked_up, the
+--                pick_completed (else the order's line items), the pack_completed and the label_printed
 --   RETURN_FEE   1 per returned order, at its earliest return_received
 -- Order charges fall in the month of handed_to_carrier_at, returns in the month of the return, both in the
 -- tenant's time zone. Cancelled orders are not billed. Only events at or before as_of count.
@@ -37,7 +36,7 @@ with returns_near_window as (
 ),
 
 orders as (
-    select tenant_id, order_id, handed_to_carrier_at, units, cartons, postage, is_cancelled
+    select tenant_id, order_id, is_cancelled
     from {{ ref('fct_orders') }}
     where {{ in_billing_tenants('tenant_id') }}
       and (
@@ -84,22 +83,16 @@ source_events as (
     from candidate_events
 ),
 
+-- The order charges of the orders handed over near the window (by index through the view), exact days below.
 order_charges as (
-    select
-        orders.tenant_id,
-        orders.order_id,
-        charges.charge_code,
-        case charges.charge_code
-            when 'ORDER_FEE' then cast(1 as numeric)
-            when 'PICK_UNIT' then cast(orders.units as numeric)
-            when 'PACK_CARTON' then cast(coalesce(orders.cartons, 1) as numeric)
-            when 'SHIPPING' then cast(orders.postage as numeric)
-        end as quantity,
-        orders.handed_to_carrier_at as activity_at
-    from orders
-    cross join (values ('ORDER_FEE'), ('PICK_UNIT'), ('PACK_CARTON'), ('SHIPPING')) as charges (charge_code)
-    where orders.handed_to_carrier_at is not null
-      and not orders.is_cancelled
+    select tenant_id, order_id, charge_code, quantity, activity_at, activity_date
+    from {{ ref('int_billable_order_charges') }}
+    where {{ in_billing_tenants('tenant_id') }}
+      and {{ near_billing_window('activity_at') }}
+),
+
+tenants as (
+    select tenant_id, time_zone, currency from {{ ref('tenants') }}
 ),
 
 returns as (
@@ -108,58 +101,60 @@ returns as (
         orders.order_id,
         'RETURN_FEE' as charge_code,
         cast(1 as numeric) as quantity,
-        source_events.occurred_at as activity_at
+        source_events.occurred_at as activity_at,
+        {{ local_date('source_events.occurred_at', 'tenants.time_zone') }} as activity_date
     from orders
     inner join source_events
         on orders.tenant_id = source_events.tenant_id
         and orders.order_id = source_events.order_id
         and source_events.charge_code = 'RETURN_FEE'
         and source_events.event_rank = 1
+    inner join tenants on orders.tenant_id = tenants.tenant_id
     where not orders.is_cancelled
 ),
 
 activities as (
-    select * from order_charges where quantity > 0
+    select * from order_charges
     union all
     select * from returns
 ),
 
-tenants as (
-    select tenant_id, time_zone, currency from {{ ref('tenants') }}
-),
-
 dated as (
-    select
-        activities.*,
-        tenants.currency,
-        {{ local_date('activities.activity_at', 'tenants.time_zone') }} as activity_date
+    select activities.*, tenants.currency
     from activities
     inner join tenants on activities.tenant_id = tenants.tenant_id
+),
+
+-- Each activity with the event it was measured from, for the orders near the window. Materialized: the exact-day
+-- test below must not be pushed under the join (its selectivity on a computed local date is guessed tiny, and
+-- the planner would then scan source_events once per activity).
+measured as materialized (
+    select
+        dated.tenant_id,
+        dated.order_id,
+        dated.charge_code,
+        cast(dated.quantity as numeric(14, 4)) as quantity,
+        dated.activity_at,
+        dated.activity_date,
+        cast({{ dbt.date_trunc('month', 'dated.activity_date') }} as date) as period_start,
+        {{ month_end(dbt.date_trunc('month', 'dated.activity_date')) }} as period_end,
+        dated.currency,
+        case when source_events.event_id is not null then
+            jsonb_build_array(jsonb_build_object(
+                'source', source_events.source,
+                'event_id', source_events.event_id,
+                'event_type', source_events.event_type,
+                'occurred_at', source_events.occurred_at
+            ))
+            else cast('[]' as jsonb)
+        end as source_event_ids
+    from dated
+    left join source_events
+        on dated.tenant_id = source_events.tenant_id
+        and dated.order_id = source_events.order_id
+        and dated.charge_code = source_events.charge_code
+        and source_events.event_rank = 1
 )
 
-select
-    dated.tenant_id,
-    dated.order_id,
-    dated.charge_code,
-    cast(dated.quantity as numeric(14, 4)) as quantity,
-    dated.activity_at,
-    dated.activity_date,
-    cast({{ dbt.date_trunc('month', 'dated.activity_date') }} as date) as period_start,
-    {{ month_end(dbt.date_trunc('month', 'dated.activity_date')) }} as period_end,
-    dated.currency,
-    case when source_events.event_id is not null then
-        jsonb_build_array(jsonb_build_object(
-            'source', source_events.source,
-            'event_id', source_events.event_id,
-            'event_type', source_events.event_type,
-            'occurred_at', source_events.occurred_at
-        ))
-        else cast('[]' as jsonb)
-    end as source_event_ids
-from dated
-left join source_events
-    on dated.tenant_id = source_events.tenant_id
-    and dated.order_id = source_events.order_id
-    and dated.charge_code = source_events.charge_code
-    and source_events.event_rank = 1
-where {{ in_billing_window('dated.activity_date', 'dated.tenant_id') }}
+select * from measured
+where {{ in_billing_window('activity_date', 'tenant_id') }}

@@ -1,6 +1,7 @@
-"""Billable activity by day (``intermediate/int_billable_activities_metered``): the daily-partitioned dbt model
-under the invoice guard. A run of keys [D1, D2] rebuilds those tenant-local days, for the tenants in its config
-(all when empty), and records the refresh so stale invoiced days can be found (lib/billing_periods.py)."""
+"""Billable activity by day (``intermediate/int_billable_activities_metered``, with the view it meters from,
+``intermediate/int_billable_order_charges``): the daily-partitioned dbt models under the invoice guard. A run of
+keys [D1, D2] rebuilds those tenant-local days, for the tenants in its config (all when empty), and records the
+refresh so stale invoiced days can be found (lib/billing_periods.py)."""
 
 import json
 from datetime import timedelta
@@ -16,6 +17,7 @@ from e2a_dagster.lib.billing_periods import record_refresh, refresh_marks, windo
 from e2a_dagster.lib.reference import Reference
 
 BILLABLE_DAILY_SELECT = "tag:billable_daily"
+ACTIVITY_KEY = dg.AssetKey(["intermediate", "int_billable_activities_metered"])
 
 
 class BillableActivityConfig(dg.Config):
@@ -46,7 +48,8 @@ def billable_activity_daily(
     dbt_vars = window_vars(start, end, config.tenants)
     context.log.info(f"rebuilding billable activity {start}..{end} for {', '.join(tenants)}")
     for event in stream_dbt(dbt, ["build", "--vars", json.dumps(dbt_vars)], context):
-        if isinstance(event, dg.Output):
+        # the window's figures describe the metered rows, not the view they are metered from
+        if isinstance(event, dg.Output) and context.asset_key_for_output(event.output_name) == ACTIVITY_KEY:
             event = event.with_metadata({**event.metadata, **window_metrics(engine, tenants, start, end)})
         yield event
     marked = record_refresh(
