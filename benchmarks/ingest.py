@@ -27,12 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from e2a_dagster.lib.database import ConnectionInfo, make_engine, raw_connection, resolve_connection  # noqa: E402
-from e2a_dagster.lib.events import COLUMNS, parse_json_line, to_row  # noqa: E402
-from e2a_dagster.lib.reference import Reference  # noqa: E402
-from e2a_dagster.lib.schema import migrate  # noqa: E402
-from e2a_dagster.lib.settings import load_settings  # noqa: E402
-from e2a_dagster.lib.simulator import Simulator  # noqa: E402
+from e2a_dagster.lib.core.database import ConnectionInfo, make_engine, raw_connection, resolve_connection  # noqa: E402
+from e2a_dagster.lib.core.reference import Reference  # noqa: E402
+from e2a_dagster.lib.core.schema import migrate  # noqa: E402
+from e2a_dagster.lib.core.settings import load_settings  # noqa: E402
+from e2a_dagster.lib.ingestion.events import COLUMNS, parse_json_line, to_row  # noqa: E402
+from e2a_dagster.lib.simulator.simulator import Simulator  # noqa: E402
 
 BENCH_DB = "e2a_bench"
 
@@ -107,7 +107,7 @@ def _bare_copy(info: ConnectionInfo, text_path: Path, shape: str = "all") -> dic
 
 
 def _loader(info: ConnectionInfo, path: Path) -> dict:
-    from e2a_dagster.lib.ingest import ingest_file
+    from e2a_dagster.lib.ingestion.ingest import ingest_file
 
     engine = make_engine(info)
     with engine.begin() as conn:
@@ -157,7 +157,7 @@ def main() -> None:
 
     settings = load_settings()
     base = resolve_connection(settings)
-    from e2a_dagster.lib.database import ensure_database
+    from e2a_dagster.lib.core.database import ensure_database
 
     info = base.with_dbname(BENCH_DB)
     ensure_database(info)

@@ -35,13 +35,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from e2a_dagster.lib.vocabulary import FINDINGS as TYPES  # noqa: E402 (the project's own modules, after the path)
+from e2a_dagster.lib.core.vocabulary import FINDINGS as TYPES  # noqa: E402 (the project's own modules, after the path)
 
 BENCH_DB = "e2a_bench_invoice"
 
 
 def _overlay_simulator(ref: str) -> None:
-    """Load ``e2a_dagster.lib.simulator`` (and its helpers) from ``ref`` without touching the worktree."""
+    """Load ``e2a_dagster.lib.simulator.simulator`` (and its helpers) from ``ref`` without touching the worktree."""
     import e2a_dagster.lib as lib
 
     overlay = Path(tempfile.mkdtemp(prefix="e2a-sim-"))
@@ -55,14 +55,14 @@ def _overlay_simulator(ref: str) -> None:
         if proc.returncode == 0:
             (overlay / f"{name}.py").write_text(proc.stdout)
     lib.__path__.insert(0, str(overlay))
-    sys.modules.pop("e2a_dagster.lib.simulator", None)
+    sys.modules.pop("e2a_dagster.lib.simulator.simulator", None)
 
 
 def _database(fresh: bool = True):
     import psycopg
 
-    from e2a_dagster.lib.database import resolve_connection
-    from e2a_dagster.lib.settings import load_settings
+    from e2a_dagster.lib.core.database import resolve_connection
+    from e2a_dagster.lib.core.settings import load_settings
 
     info = resolve_connection(load_settings())
     target = info.with_dbname(BENCH_DB)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         _overlay_simulator(args.simulator_ref)
     import inspect
 
-    simulator = importlib.import_module("e2a_dagster.lib.simulator")
+    simulator = importlib.import_module("e2a_dagster.lib.simulator.simulator")
     if "billing_dir" not in inspect.signature(simulator.simulate_history).parameters:
         print(
             json.dumps(
@@ -160,15 +160,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import sqlalchemy as sa
 
-    from e2a_dagster.lib.billing import ingest_billing_file, pending_billing_files
-    from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
-    from e2a_dagster.lib.database import make_engine
-    from e2a_dagster.lib.dbt import run_dbt
-    from e2a_dagster.lib.ingest import ingest_file, pending_files
-    from e2a_dagster.lib.invoicing import sync_adjustments
-    from e2a_dagster.lib.reference import Reference
-    from e2a_dagster.lib.schema import migrate
-    from e2a_dagster.lib.settings import SEEDS_DIR
+    from e2a_dagster.lib.core.database import make_engine
+    from e2a_dagster.lib.core.dbt import run_dbt
+    from e2a_dagster.lib.core.reference import Reference
+    from e2a_dagster.lib.core.schema import migrate
+    from e2a_dagster.lib.core.settings import SEEDS_DIR
+    from e2a_dagster.lib.ingestion.ingest import ingest_file, pending_files
+    from e2a_dagster.lib.invoicing.adjustments import sync_adjustments
+    from e2a_dagster.lib.invoicing.billing import ingest_billing_file, pending_billing_files
+    from e2a_dagster.lib.sla.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
 
     timings: dict[str, float] = {}
     clock = time.perf_counter()

@@ -54,15 +54,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import psycopg
 
-    from e2a_dagster.lib.billing import ingest_billing_file, pending_billing_files
-    from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
-    from e2a_dagster.lib.database import make_engine, resolve_connection
-    from e2a_dagster.lib.dbt import run_dbt
-    from e2a_dagster.lib.ingest import ingest_file, pending_files
-    from e2a_dagster.lib.reference import Reference
-    from e2a_dagster.lib.schema import migrate
-    from e2a_dagster.lib.settings import SEEDS_DIR, load_settings
-    from e2a_dagster.lib.simulator import simulate_history
+    from e2a_dagster.lib.core.database import make_engine, resolve_connection
+    from e2a_dagster.lib.core.dbt import run_dbt
+    from e2a_dagster.lib.core.reference import Reference
+    from e2a_dagster.lib.core.schema import migrate
+    from e2a_dagster.lib.core.settings import SEEDS_DIR, load_settings
+    from e2a_dagster.lib.ingestion.ingest import ingest_file, pending_files
+    from e2a_dagster.lib.invoicing.billing import ingest_billing_file, pending_billing_files
+    from e2a_dagster.lib.simulator.simulator import simulate_history
+    from e2a_dagster.lib.sla.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
 
     server = resolve_connection(load_settings())
     with psycopg.connect(server.with_dbname("postgres").url(), autocommit=True) as conn:

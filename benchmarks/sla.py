@@ -33,13 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
-from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar  # noqa: E402
-from e2a_dagster.lib.database import EmbeddedServer, make_engine  # noqa: E402
-from e2a_dagster.lib.dbt import run_dbt  # noqa: E402
-from e2a_dagster.lib.ingest import ingest_file  # noqa: E402
-from e2a_dagster.lib.reference import Reference  # noqa: E402
-from e2a_dagster.lib.schema import migrate  # noqa: E402
-from e2a_dagster.lib.simulator import Simulator, simulate_history, write_jsonl  # noqa: E402
+from e2a_dagster.lib.core.database import EmbeddedServer, make_engine  # noqa: E402
+from e2a_dagster.lib.core.dbt import run_dbt  # noqa: E402
+from e2a_dagster.lib.core.reference import Reference  # noqa: E402
+from e2a_dagster.lib.core.schema import migrate  # noqa: E402
+from e2a_dagster.lib.ingestion.ingest import ingest_file  # noqa: E402
+from e2a_dagster.lib.simulator.simulator import Simulator, simulate_history, write_jsonl  # noqa: E402
+from e2a_dagster.lib.sla.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar  # noqa: E402
 
 SELECT = ["--select", "stg_landing__order_events stg_shopify__orders int_shopify_order_events_versioned tag:sla"]
 NEW_EVENTS = 1_000

@@ -14,8 +14,8 @@ import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from e2a_dagster.lib import clock
-from e2a_dagster.lib.database import (
+from e2a_dagster.lib.core import clock
+from e2a_dagster.lib.core.database import (
     ConnectionInfo,
     DatabaseError,
     EmbeddedServer,
@@ -23,9 +23,9 @@ from e2a_dagster.lib.database import (
     redact,
     resolve_connection,
 )
-from e2a_dagster.lib.reports import text_table
-from e2a_dagster.lib.schema import migrate
-from e2a_dagster.lib.settings import PROJECT_ROOT, Settings, child_env, load_settings
+from e2a_dagster.lib.core.reports import text_table
+from e2a_dagster.lib.core.schema import migrate
+from e2a_dagster.lib.core.settings import PROJECT_ROOT, Settings, child_env, load_settings
 
 DAGSTER_YAML = """\
 # Written by `e2a`: the Dagster instance of this E2A_HOME.
@@ -98,8 +98,8 @@ class ConfigError(ValueError):
 
 def _known_tenant(tenant: str, setting: str = "--tenant") -> str:
     """A tenant id that may name a BI role: well formed and in the reference data."""
-    from e2a_dagster.lib.bi import InvalidTenantError, tenant_role
-    from e2a_dagster.lib.reference import Reference
+    from e2a_dagster.lib.core.bi import InvalidTenantError, tenant_role
+    from e2a_dagster.lib.core.reference import Reference
 
     try:
         tenant_role(tenant)
@@ -113,7 +113,7 @@ def _known_tenant(tenant: str, setting: str = "--tenant") -> str:
 
 def _bi_tenants() -> list[str]:
     """Per-tenant BI roles to create: ``E2A_BI_TENANT_ROLES`` = ``all`` or a comma list of tenant ids."""
-    from e2a_dagster.lib.reference import Reference
+    from e2a_dagster.lib.core.reference import Reference
 
     wanted = os.environ.get("E2A_BI_TENANT_ROLES", "").strip()
     if not wanted:
@@ -124,8 +124,8 @@ def _bi_tenants() -> list[str]:
 
 
 def _setup_bi_roles(engine, settings: Settings, extra_tenants: list[str] | None = None) -> None:
-    """The read-only BI roles (lib/bi.py). Best effort: a database user without CREATEROLE gets a warning."""
-    from e2a_dagster.lib.bi import BIAccessError, ensure_bi_roles
+    """The read-only BI roles (lib/core/bi.py). Best effort: a database user without CREATEROLE gets a warning."""
+    from e2a_dagster.lib.core.bi import BIAccessError, ensure_bi_roles
 
     tenants = list(dict.fromkeys([*_bi_tenants(), *(extra_tenants or [])]))
     try:
@@ -136,7 +136,7 @@ def _setup_bi_roles(engine, settings: Settings, extra_tenants: list[str] | None 
 
 def bi_url(settings: Settings, info: ConnectionInfo, *, reveal: bool = False, tenant: str | None = None) -> str:
     """The PostgreSQL URL a BI tool uses (TCP with a password; the e2a_bi role or a tenant's role)."""
-    from e2a_dagster.lib.bi import BI_ROLE, bi_connection, role_password, tenant_role
+    from e2a_dagster.lib.core.bi import BI_ROLE, bi_connection, role_password, tenant_role
 
     role = tenant_role(tenant) if tenant else BI_ROLE
     password = role_password(role, settings.home).value
@@ -145,7 +145,7 @@ def bi_url(settings: Settings, info: ConnectionInfo, *, reveal: bool = False, te
 
 
 def _load_defs():
-    from e2a_dagster.lib.dbt import parse_project
+    from e2a_dagster.lib.core.dbt import parse_project
 
     parse_project()
     from e2a_dagster.definitions import defs
@@ -159,11 +159,11 @@ def _load_defs():
 
 def run_pipeline(*, asset_selection=None, raise_on_error: bool = False, log_level: str = "WARNING"):
     """One in-process pass over every asset (ingest pending files, build dbt), recorded in the Dagster instance.
-    Always live: "now" is ``E2A_NOW`` or the wall clock (a past instant is a backtest, lib/backtest.py)."""
+    Always live: "now" is ``E2A_NOW`` or the wall clock (a past instant is a backtest, lib/core/backtest.py)."""
     from e2a_dagster.defs.resources import E2ASettings, with_settings
 
     # The code location's resources with this process's settings (read now) in place of its dg.EnvVar ones: a
-    # setting left unset here is the default, as in `e2a dev`'s code location (lib/settings.py child_env).
+    # setting left unset here is the default, as in `e2a dev`'s code location (lib/core/settings.py child_env).
     definitions = with_settings(_load_defs(), E2ASettings.from_values(os.environ))
     job = definitions.resolve_implicit_global_asset_job_def()
     if asset_selection is None:
@@ -187,7 +187,7 @@ def every_billing_day() -> dict[str, str]:
     everything rebuilds every day of the billable activity, like a full build."""
     from datetime import UTC
 
-    from e2a_dagster.lib.billing_periods import first_billing_day
+    from e2a_dagster.lib.invoicing.billing_periods import first_billing_day
 
     return {
         "dagster/asset_partition_range_start": first_billing_day().isoformat(),
@@ -199,7 +199,7 @@ def configured_assets(definitions) -> list:
     """Every asset, less the sources that are not configured (a run ingests from the sources that are)."""
     import dagster as dg
 
-    from e2a_dagster.lib.shopify import ShopifyConfig, ShopifyConfigError
+    from e2a_dagster.lib.ingestion.shopify import ShopifyConfig, ShopifyConfigError
 
     skip = set()
     try:
@@ -301,8 +301,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_backtest_command(settings: Settings, info: ConnectionInfo, as_of: datetime, name: str) -> int:
-    """``e2a run --as-of T [--into NAME]``: a side-effect-free backtest into NAME_* (lib/backtest.py)."""
-    from e2a_dagster.lib.backtest import BacktestError, run_backtest, validate_name
+    """``e2a run --as-of T [--into NAME]``: a side-effect-free backtest into NAME_* (lib/core/backtest.py)."""
+    from e2a_dagster.lib.core.backtest import BacktestError, run_backtest, validate_name
 
     try:
         validate_name(name)
@@ -337,7 +337,7 @@ def run_backtest_command(settings: Settings, info: ConnectionInfo, as_of: dateti
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from e2a_dagster.lib.backtest import BacktestError, drop_backtest, list_backtests
+    from e2a_dagster.lib.core.backtest import BacktestError, drop_backtest, list_backtests
 
     settings = load_settings()
     info = _prepare(settings)
@@ -365,9 +365,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _feed_loop(stop: threading.Event, settings: Settings, interval: float, shopify_tenant: str | None) -> None:
-    from e2a_dagster.lib.mock_shopify import store_path
-    from e2a_dagster.lib.reference import Reference
-    from e2a_dagster.lib.simulator import LiveFeed
+    from e2a_dagster.lib.core.reference import Reference
+    from e2a_dagster.lib.simulator.mock_shopify import store_path
+    from e2a_dagster.lib.simulator.simulator import LiveFeed
 
     feed = LiveFeed(
         Reference.load(),
@@ -388,7 +388,7 @@ def _start_mock_shop(settings: Settings) -> tuple[object | None, str | None, dic
     E2A_SHOPIFY_* that point the code location (``dagster dev``'s environment) at it."""
     import secrets
 
-    from e2a_dagster.lib.mock_shopify import OrderStore, ServerThread, create_app, store_path
+    from e2a_dagster.lib.simulator.mock_shopify import OrderStore, ServerThread, create_app, store_path
 
     if os.environ.get("E2A_SHOPIFY_URL"):
         return None, os.environ.get("E2A_SHOPIFY_TENANT"), {}
@@ -410,10 +410,10 @@ def demo_days(now: datetime) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from e2a_dagster.lib import dev_server
-    from e2a_dagster.lib.dbt import parse_project
-    from e2a_dagster.lib.reference import Reference
-    from e2a_dagster.lib.simulator import simulate_history
+    from e2a_dagster.lib.core import dev_server
+    from e2a_dagster.lib.core.dbt import parse_project
+    from e2a_dagster.lib.core.reference import Reference
+    from e2a_dagster.lib.simulator.simulator import simulate_history
 
     # Ctrl-C and a plain `kill` both stop everything in order (even when started with SIGINT ignored, as a
     # background job of a script is).
@@ -427,7 +427,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if shop is not None:
         print(f"[e2a] mock Shopify store: {shop.url} (tenant {shopify_tenant})")
     if not any(settings.events_dir.glob("*.jsonl")) and not args.no_demo:
-        from e2a_dagster.lib.mock_shopify import store_path
+        from e2a_dagster.lib.simulator.mock_shopify import store_path
 
         days = demo_days(clock.now().astimezone())
         summary = simulate_history(
@@ -495,8 +495,9 @@ def _interrupt(signum, frame):
 
 
 def _start_dagster(args: argparse.Namespace, log_path: Path, env: dict[str, str]) -> subprocess.Popen:
-    """``dagster dev`` with ``env`` (lib/settings.py child_env: every setting, the dbt connection, the mock shop)."""
-    from e2a_dagster.lib import dev_server
+    """``dagster dev`` with ``env`` (lib/core/settings.py child_env: every setting, the dbt connection, the mock
+    shop)."""
+    from e2a_dagster.lib.core import dev_server
 
     cmd = [
         str(Path(sys.executable).parent / "dagster"),
@@ -517,7 +518,7 @@ def _start_dagster(args: argparse.Namespace, log_path: Path, env: dict[str, str]
 
 def _print_addresses(settings: Settings, info: ConnectionInfo, url: str) -> None:
     """The last lines `e2a dev` prints: where the UI and the BI connection are."""
-    from e2a_dagster.lib.bi import BI_ROLE, role_password
+    from e2a_dagster.lib.core.bi import BI_ROLE, role_password
 
     print(f"[e2a] Dagster UI: {url}")
     origin = role_password(BI_ROLE, settings.home).origin.split(":", 1)
@@ -532,7 +533,7 @@ def _print_addresses(settings: Settings, info: ConnectionInfo, url: str) -> None
 def _stop_dagster(proc: subprocess.Popen, settings: Settings) -> None:
     """Within 10 s: queued runs are canceled and running ones marked canceling, the process group is terminated
     (killed after 3 s), and whatever did not finish is marked canceled. Nothing is left queued."""
-    from e2a_dagster.lib import dev_server
+    from e2a_dagster.lib.core import dev_server
 
     with contextlib.ExitStack() as stack:
         try:
@@ -549,7 +550,7 @@ def _stop_dagster(proc: subprocess.Popen, settings: Settings) -> None:
 
 
 def _cancel_runs(settings: Settings, message: str) -> int:
-    from e2a_dagster.lib import dev_server
+    from e2a_dagster.lib.core import dev_server
 
     return _with_instance(settings, lambda i: dev_server.cancel_unfinished_runs(i, message), 0)
 
@@ -621,8 +622,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     engine = make_engine(info)
     try:
         if args.action == "replay":
-            from e2a_dagster.lib.dlq import replay
-            from e2a_dagster.lib.reference import Reference
+            from e2a_dagster.lib.core.reference import Reference
+            from e2a_dagster.lib.ingestion.dlq import replay
 
             result = replay(
                 engine,
@@ -636,12 +637,12 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             print(f"\n{result.loaded_rows} row(s) loaded; run `e2a run` (or let the sensors) rebuild the models")
             return 0
         if args.action == "discard":
-            from e2a_dagster.lib.dlq import discard
+            from e2a_dagster.lib.ingestion.dlq import discard
 
             print(f"{discard(engine, args.id)} record(s) discarded")
             return 0
         if args.action == "show":
-            from e2a_dagster.lib.dlq import load_records, render_record
+            from e2a_dagster.lib.ingestion.dlq import load_records, render_record
 
             records = load_records(engine, args.ids)
             missing = sorted(set(args.ids) - {r.rejected_id for r in records})
@@ -655,7 +656,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
                 print(f"e2a: no rejected record with id {', '.join(map(str, missing))}", file=sys.stderr)
                 return 1
             return 0
-        from e2a_dagster.lib.dlq import list_records
+        from e2a_dagster.lib.ingestion.dlq import list_records
 
         rows = list_records(engine, status=args.status, limit=args.limit)
     finally:
@@ -676,9 +677,9 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from e2a_dagster.lib.mock_shopify import store_path
-    from e2a_dagster.lib.reference import Reference
-    from e2a_dagster.lib.simulator import LiveFeed, simulate_history
+    from e2a_dagster.lib.core.reference import Reference
+    from e2a_dagster.lib.simulator.mock_shopify import store_path
+    from e2a_dagster.lib.simulator.simulator import LiveFeed, simulate_history
 
     settings = load_settings()
     settings.ensure_dirs()
@@ -740,7 +741,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from e2a_dagster.lib.reference import ReferenceError, write_starter
+    from e2a_dagster.lib.core.reference import ReferenceError, write_starter
 
     try:
         written = write_starter(Path(args.folder))
@@ -755,8 +756,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def check_reference() -> None:
     """Stop before anything runs when the reference folder has errors (a missing file, a bad header or value):
     each as ``file:line`` with its fix, never a traceback deep in a run."""
-    from e2a_dagster.lib.lint import lint_seeds
-    from e2a_dagster.lib.settings import reference_dir
+    from e2a_dagster.lib.core.settings import reference_dir
+    from e2a_dagster.lib.quality.lint import lint_seeds
 
     folder = reference_dir()
     if not folder.is_dir():
@@ -768,7 +769,7 @@ def check_reference() -> None:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from e2a_dagster.lib.lint_cli import lint_command
+    from e2a_dagster.lib.quality.lint_cli import lint_command
 
     return lint_command(Path(args.seeds) if args.seeds else None, ai=args.ai, as_json=args.json)
 

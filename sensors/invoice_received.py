@@ -9,10 +9,10 @@ import dagster as dg
 
 from e2a_dagster.defs.invoicing.schedules import last_billing_day, reconcile_invoices_job, run_request
 from e2a_dagster.defs.resources import Database
-from e2a_dagster.lib import clock
-from e2a_dagster.lib.billing_periods import first_billing_day, plan_refresh, stale_days
-from e2a_dagster.lib.database import missing_relations
-from e2a_dagster.lib.reference import Reference
+from e2a_dagster.lib.core import clock
+from e2a_dagster.lib.core.database import missing_relations
+from e2a_dagster.lib.core.reference import Reference
+from e2a_dagster.lib.invoicing.billing_periods import first_billing_day, plan_refresh, stale_days
 
 
 @dg.sensor(

@@ -1,6 +1,6 @@
 """``landing_billing_sensor``: new invoice files in ``<landing>/billing`` → one ingestion run for everything pending."""
 
-from e2a_dagster.lib.billing import BILLING_SUFFIXES
+from e2a_dagster.lib.invoicing.billing import BILLING_SUFFIXES
 from sensors.landing_files import landing_file_sensor
 
 landing_billing_sensor = landing_file_sensor(

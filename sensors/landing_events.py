@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from e2a_dagster.lib.ingest import EVENT_SUFFIXES
+from e2a_dagster.lib.ingestion.ingest import EVENT_SUFFIXES
 from sensors.landing_files import landing_file_sensor
 
 landing_events_sensor = landing_file_sensor(

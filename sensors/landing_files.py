@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from e2a_dagster.lib.settings import Settings, load_settings
+from e2a_dagster.lib.core.settings import Settings, load_settings
 from sensors import runs
 from sensors.cursors import FileCursor, FileStamp, new_files, run_key
 

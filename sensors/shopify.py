@@ -7,9 +7,9 @@ import os
 
 import dagster as dg
 
-from e2a_dagster.lib.database import DatabaseError, make_engine, resolve_connection
-from e2a_dagster.lib.settings import load_settings
-from e2a_dagster.lib.shopify import (
+from e2a_dagster.lib.core.database import DatabaseError, make_engine, resolve_connection
+from e2a_dagster.lib.core.settings import load_settings
+from e2a_dagster.lib.ingestion.shopify import (
     ShopifyAuthError,
     ShopifyClient,
     ShopifyConfig,

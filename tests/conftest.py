@@ -3,7 +3,7 @@
 The database is ``E2A_TEST_DATABASE_URL`` if set, else a dedicated embedded server (``.e2a/test-home``) with a
 fresh ``e2a_test`` database each session. Tests isolate themselves by order id, file name or schema.
 
-The clock is pinned for the whole session: ``E2A_NOW`` = ``SESSION_NOW`` (lib/clock.py), so no test depends on
+The clock is pinned for the whole session: ``E2A_NOW`` = ``SESSION_NOW`` (lib/core/clock.py), so no test depends on
 the wall clock, the hour or the day. A test that needs time to pass moves the pinned clock
 (``monkeypatch.setenv("E2A_NOW", ...)``), never sleeps. The machine clock may be any instant from
 ``MACHINE_CLOCK_FLOOR`` on: what still follows it are bookkeeping stamps (``ingested_at``: an event must not
@@ -21,10 +21,10 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from e2a_dagster.lib.database import ConnectionInfo, EmbeddedServer, make_engine
-from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.schema import migrate
-from e2a_dagster.lib.settings import PROJECT_ROOT, SETTINGS_ENV
+from e2a_dagster.lib.core.database import ConnectionInfo, EmbeddedServer, make_engine
+from e2a_dagster.lib.core.reference import Reference
+from e2a_dagster.lib.core.schema import migrate
+from e2a_dagster.lib.core.settings import PROJECT_ROOT, SETTINGS_ENV
 
 TEST_DB = "e2a_test"
 
@@ -46,7 +46,7 @@ def pytest_configure(config) -> None:
     os.environ["E2A_NOW"] = SESSION_NOW
     os.environ["E2A_BILLING_START"] = SESSION_BILLING_START
     # The code location's settings resource reads every setting with dg.EnvVar, which refuses a run when the
-    # variable is unset: empty is unset (the default), as `e2a dev` gives its code location (lib/settings.py
+    # variable is unset: empty is unset (the default), as `e2a dev` gives its code location (lib/core/settings.py
     # child_env).
     for name in SETTINGS_ENV.values():
         os.environ.setdefault(name, "")
@@ -112,7 +112,7 @@ def reference() -> Reference:
 
 @pytest.fixture(scope="session")
 def dbt_manifest(pg_info) -> Path:
-    from e2a_dagster.lib.dbt import parse_project
+    from e2a_dagster.lib.core.dbt import parse_project
 
     return parse_project()
 
@@ -131,7 +131,7 @@ def definitions(dbt_manifest):
 
 @pytest.fixture(scope="session")
 def dbt_seeded(engine, pg_info, dbt_manifest) -> None:
-    from e2a_dagster.lib.dbt import run_dbt
+    from e2a_dagster.lib.core.dbt import run_dbt
 
     run_dbt(["seed", "--quiet"], pg_info)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 
-from e2a_dagster.lib.events import FIELDS
-from e2a_dagster.lib.settings import PROJECT_ROOT
+from e2a_dagster.lib.core.settings import PROJECT_ROOT
+from e2a_dagster.lib.ingestion.events import FIELDS
 
 
 def write_jsonl(path: Path, records: list[dict | str]) -> Path:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e2a_dagster.lib.billing import FIELDS as BILLING_FIELDS
-from e2a_dagster.lib.events import FIELDS as EVENT_FIELDS
+from e2a_dagster.lib.ingestion.events import FIELDS as EVENT_FIELDS
+from e2a_dagster.lib.invoicing.billing import FIELDS as BILLING_FIELDS
 
 BOM = b"\xef\xbb\xbf"
 LOADED, DUPLICATE = "loaded", "duplicate"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from e2a_dagster.lib import clock
-from e2a_dagster.lib.billing import FIELDS
-from e2a_dagster.lib.calendar import calendar_days, calendar_window, data_range, write_calendar
-from e2a_dagster.lib.reference import reference_rows
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.core import clock
+from e2a_dagster.lib.core.reference import reference_rows
+from e2a_dagster.lib.core.settings import SEEDS_DIR
+from e2a_dagster.lib.invoicing.billing import FIELDS
+from e2a_dagster.lib.sla.calendar import calendar_days, calendar_window, data_range, write_calendar
 
 
 def shipped_order(

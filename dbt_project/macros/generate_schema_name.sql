@@ -4,7 +4,7 @@
     schema (tests, ad-hoc models) go to the target schema.
     The var `e2a_schema_prefix` (default empty) builds everything (seeds, staging, intermediate,
     marts) into `<prefix>_<schema>` instead: scratch copies of the pipeline that never touch the
-    real schemas (backtests: `backtest_marts`, lib/backtest.py; lint scenarios). Sources keep
+    real schemas (backtests: `backtest_marts`, lib/core/backtest.py; lint scenarios). Sources keep
     reading the live raw tables and calendar unless their own vars say otherwise.
 -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}

@@ -14,7 +14,7 @@ import dagster as dg
 
 AC = dg.AutomationCondition
 
-# The raw tables exist as soon as the schema is migrated (lib/schema.py), before any ingestion run: an empty
+# The raw tables exist as soon as the schema is migrated (lib/core/schema.py), before any ingestion run: an empty
 # source (Shopify not configured, no invoice yet) is not a missing dependency. Nor does an ingestion run in
 # progress hold a rebuild back: the rebuild reads what is committed and the next wave brings the rest (holding
 # back would starve the marts under a steady feed).

@@ -25,22 +25,22 @@ from dagster_dbt.dbt_manifest import validate_manifest
 from packaging import version
 from pydantic import PrivateAttr
 
-from e2a_dagster.lib.database import ConnectionInfo, make_engine, resolve_connection
-from e2a_dagster.lib.dbt import dbt_executable, reference_env
-from e2a_dagster.lib.llm import LLMConfig, config_from_env
-from e2a_dagster.lib.notify import WebhookClient
-from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.schema import migrate
-from e2a_dagster.lib.settings import DBT_PROJECT_DIR, SETTINGS_ENV, Settings, load_settings, reference_dir
-from e2a_dagster.lib.shopify import ShopifyClient, ShopifyConfig
+from e2a_dagster.lib.actions.notify import WebhookClient
+from e2a_dagster.lib.core.database import ConnectionInfo, make_engine, resolve_connection
+from e2a_dagster.lib.core.dbt import dbt_executable, reference_env
+from e2a_dagster.lib.core.reference import Reference
+from e2a_dagster.lib.core.schema import migrate
+from e2a_dagster.lib.core.settings import DBT_PROJECT_DIR, SETTINGS_ENV, Settings, load_settings, reference_dir
+from e2a_dagster.lib.explanations.llm import LLMConfig, config_from_env
+from e2a_dagster.lib.ingestion.shopify import ShopifyClient, ShopifyConfig
 
-# The manifest is prepared once by set-up (`e2a dev`, `e2a run`, the test session: lib/dbt.py parse_project) and
+# The manifest is prepared once by set-up (`e2a dev`, `e2a run`, the test session: lib/core/dbt.py parse_project) and
 # only read here: no `prepare_if_dev()`, which would run `dbt parse` in every run and step process.
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
 class SettingsConfig(dg.Config):
-    """The code location's settings (README "Configuration"; names in lib/settings.py ``SETTINGS_ENV``).
+    """The code location's settings (README "Configuration"; names in lib/core/settings.py ``SETTINGS_ENV``).
 
     The definitions set every field to its ``dg.EnvVar`` (``E2ASettings.from_env``); an empty value is unset (the
     default). A field left ``None`` (a resource built by hand, as tests and sensor contexts do) is the process
@@ -103,7 +103,7 @@ def _settings(values: SettingsConfig | None) -> SettingsConfig:
 
 def dbt_env(values: SettingsConfig | None) -> dict[str, str]:
     """What every dbt command needs besides the process environment: the connection (``E2A_PG_*``, the same
-    database the ``Database`` resource opens) and the seed path of the operator's reference folder (lib/dbt.py
+    database the ``Database`` resource opens) and the seed path of the operator's reference folder (lib/core/dbt.py
     ``reference_env``)."""
     settings = _settings(values)
     return {**resolve_connection(settings.settings()).dbt_env(), **reference_env(settings.environ())}
@@ -154,7 +154,7 @@ class DbtCli(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        # The venv's own dbt (lib/dbt.py dbt_executable) is the dbt-core this interpreter imports.
+        # The venv's own dbt (lib/core/dbt.py dbt_executable) is the dbt-core this interpreter imports.
         if Path(self.dbt_executable).parent == Path(sys.executable).parent:
             from dbt.version import __version__
 

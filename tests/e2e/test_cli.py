@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from e2a_dagster.lib.settings import PROJECT_ROOT
+from e2a_dagster.lib.core.settings import PROJECT_ROOT
 from tests.helpers import e2a
 from tests.hostile_inputs import DUPLICATE, LOADED
 

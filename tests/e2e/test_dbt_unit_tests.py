@@ -1,5 +1,5 @@
 """Every dbt unit test (``unit_tests:`` in the models' YAML) runs and passes here. The product's builds leave them
-out (``lib/dbt.py`` ``PRODUCT_BUILD_EXCLUDES``: they check the SQL against fixed inputs, not the data, and cost
+out (``lib/core/dbt.py`` ``PRODUCT_BUILD_EXCLUDES``: they check the SQL against fixed inputs, not the data, and cost
 every live wave seconds), so this is where they run: on the database of the session's ``e2a run``, where every
 relation they read exists."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from e2a_dagster.lib.dbt import MANIFEST, run_dbt
+from e2a_dagster.lib.core.dbt import MANIFEST, run_dbt
 from tests.e2e.conftest import CLI_DB
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from e2a_dagster.defs.explanations.assets import exception_narratives, policy_lint
 from e2a_dagster.defs.resources import LLM, Database
-from e2a_dagster.lib.lint_ai import Scenario, run_scenarios
+from e2a_dagster.lib.quality.lint_ai import Scenario, run_scenarios
 from tests.explain_fixtures import add_exception, create_marts, drop_schema
 from tests.fake_llm import FakeLLM, good_answer
 

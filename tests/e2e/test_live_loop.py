@@ -22,7 +22,7 @@ from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
 from dagster._core.definitions.automation_tick_evaluation_context import AutomationTickEvaluationContext
 
 from e2a_dagster.defs.automation import SLA_BUILD_TAGS
-from e2a_dagster.lib.database import make_engine
+from e2a_dagster.lib.core.database import make_engine
 from tests.helpers import write_jsonl
 
 NOW = "2026-03-02T15:00:00+00:00"  # Monday 10:00 in New York
@@ -249,8 +249,8 @@ def test_a_live_refresh_after_a_pinned_build_sees_a_shopify_version_ingested_sin
     build pinned in the past reads the newest order version."""
     from e2a_dagster.defs.resources import Database
     from e2a_dagster.defs.sla.assets import warehouse_calendar
-    from e2a_dagster.lib.dbt import run_dbt
-    from e2a_dagster.lib.shopify import load_documents
+    from e2a_dagster.lib.core.dbt import run_dbt
+    from e2a_dagster.lib.ingestion.shopify import load_documents
 
     monkeypatch.setenv("E2A_NOW", "2026-03-07T00:00:00+00:00")
     shop = f"https://live-{uid}.myshopify.example"
@@ -313,8 +313,8 @@ def test_e2a_dev_stops_on_ctrl_c_within_10_s_and_leaves_no_run_queued(pg_info, t
     daemon, code server and any run within 10 s, and no run is left queued or in progress."""
     import psutil
 
-    from e2a_dagster.lib import dev_server
-    from e2a_dagster.lib.settings import PROJECT_ROOT
+    from e2a_dagster.lib.core import dev_server
+    from e2a_dagster.lib.core.settings import PROJECT_ROOT
 
     name = "e2a_dev_stop"
     with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:

@@ -33,7 +33,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from e2a_dagster.lib.settings import PROJECT_ROOT
+from e2a_dagster.lib.core.settings import PROJECT_ROOT
 from tests.helpers import cli_environment, e2a, fresh_database
 from tests.unit.test_reference_dir import japan_folder
 

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from e2a_dagster.lib import quality
-from e2a_dagster.lib.settings import PROJECT_ROOT, load_settings
+from e2a_dagster.lib.core.settings import PROJECT_ROOT, load_settings
+from e2a_dagster.lib.quality import suites as quality
 from tests.helpers import order_timeline, write_jsonl
 
 UTC = dt.UTC

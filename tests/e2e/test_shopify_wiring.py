@@ -9,7 +9,7 @@ import pytest
 
 from e2a_dagster.defs.ingestion.shopify import shopify_orders
 from e2a_dagster.defs.resources import Database, LandingZone, ShopifyShop
-from e2a_dagster.lib.mock_shopify import OrderStore, ServerThread, create_app
+from e2a_dagster.lib.simulator.mock_shopify import OrderStore, ServerThread, create_app
 from sensors.shopify import shopify_sensor
 
 T0 = datetime(2026, 5, 11, 14, 0, tzinfo=UTC)

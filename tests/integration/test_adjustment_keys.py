@@ -8,8 +8,8 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from e2a_dagster.lib.invoicing import ADJUSTMENT_ID_SQL, adjustment_id
-from e2a_dagster.lib.schema import MIGRATIONS
+from e2a_dagster.lib.core.schema import MIGRATIONS
+from e2a_dagster.lib.invoicing.adjustments import ADJUSTMENT_ID_SQL, adjustment_id
 
 
 def test_sql_and_python_give_the_same_adjustment_id(engine):
@@ -68,8 +68,8 @@ def test_migration_9_rekeys_the_rows_of_the_per_invoice_model(pg_info):
 
     import psycopg
 
-    from e2a_dagster.lib.database import make_engine
-    from e2a_dagster.lib.schema import migrate
+    from e2a_dagster.lib.core.database import make_engine
+    from e2a_dagster.lib.core.schema import migrate
 
     name = "e2a_migration9_test"
     with psycopg.connect(pg_info.with_dbname("postgres").url(), autocommit=True) as conn:

@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 
 from e2a_dagster.defs.resources import Database
 from e2a_dagster.defs.sla.assets import warehouse_calendar
-from e2a_dagster.lib.dbt import run_dbt
+from e2a_dagster.lib.core.dbt import run_dbt
 from e2a_dagster.lib.explanations.writer import run_narratives
-from e2a_dagster.lib.ingest import ingest_file
-from e2a_dagster.lib.shopify import load_documents
-from e2a_dagster.lib.simulator import Simulator
+from e2a_dagster.lib.ingestion.ingest import ingest_file
+from e2a_dagster.lib.ingestion.shopify import load_documents
+from e2a_dagster.lib.simulator.simulator import Simulator
 from tests.helpers import write_jsonl
 
 START = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)  # Monday; orders over three days

@@ -1,4 +1,4 @@
-"""A backtest's schemas (lib/backtest.py): created apart from the live ones, replaced by the next backtest of the
+"""A backtest's schemas (lib/core/backtest.py): created apart from the live ones, replaced by the next backtest of the
 same name, listed and dropped, and never a schema a backtest did not create."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from e2a_dagster.lib.backtest import (
+from e2a_dagster.lib.core.backtest import (
     BacktestError,
     dbt_args,
     drop_backtest,

@@ -19,11 +19,11 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from e2a_dagster.lib import clock
-from e2a_dagster.lib.billing import ingest_billing_file
-from e2a_dagster.lib.billing_periods import stale_days
-from e2a_dagster.lib.dbt import run_dbt
-from e2a_dagster.lib.ingest import ingest_file
+from e2a_dagster.lib.core import clock
+from e2a_dagster.lib.core.dbt import run_dbt
+from e2a_dagster.lib.ingestion.ingest import ingest_file
+from e2a_dagster.lib.invoicing.billing import ingest_billing_file
+from e2a_dagster.lib.invoicing.billing_periods import stale_days
 from tests.invoice_helpers import event, shipped_order, write_events, write_invoice
 
 JULY = ("2026-07-01", "2026-07-31")

@@ -9,9 +9,9 @@ import stat
 import psycopg
 import pytest
 
-from e2a_dagster.lib import bi
-from e2a_dagster.lib.database import PG_HBA, ConnectionInfo, EmbeddedServer, make_engine
-from e2a_dagster.lib.schema import migrate
+from e2a_dagster.lib.core import bi
+from e2a_dagster.lib.core.database import PG_HBA, ConnectionInfo, EmbeddedServer, make_engine
+from e2a_dagster.lib.core.schema import migrate
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("E2A_TEST_DATABASE_URL")), reason="the embedded server only (E2A_TEST_DATABASE_URL is set)"

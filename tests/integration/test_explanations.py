@@ -10,12 +10,12 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from e2a_dagster.lib.calendar import calendar_from_seeds, write_calendar
+from e2a_dagster.lib.core.settings import SEEDS_DIR
 from e2a_dagster.lib.explanations.facts import load_exception_facts
+from e2a_dagster.lib.explanations.llm import LLMConfig
+from e2a_dagster.lib.explanations.prompts import Prompt
 from e2a_dagster.lib.explanations.writer import run_narratives
-from e2a_dagster.lib.llm import LLMConfig
-from e2a_dagster.lib.prompts import Prompt
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.sla.calendar import calendar_from_seeds, write_calendar
 from tests.explain_fixtures import add_exception, create_marts, drop_schema
 from tests.fake_llm import FakeLLM, good_answer
 from tests.invoice_helpers import write_warehouse_calendar

@@ -23,14 +23,14 @@ import sqlalchemy as sa
 
 from e2a_dagster.defs.resources import Database
 from e2a_dagster.defs.sla.assets import warehouse_calendar
-from e2a_dagster.lib import database
-from e2a_dagster.lib.dbt import dbt_executable, run_dbt
-from e2a_dagster.lib.dlq import discard, replay
-from e2a_dagster.lib.ingest import ingest_file, load_files
-from e2a_dagster.lib.mock_shopify import OrderStore, ServerThread, create_app
-from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SEEDS_DIR
-from e2a_dagster.lib.shopify import ShopifyClient, ShopifyConfig, pull_orders, read_cursor
+from e2a_dagster.lib.core import database
+from e2a_dagster.lib.core.dbt import dbt_executable, run_dbt
+from e2a_dagster.lib.core.reference import Reference
+from e2a_dagster.lib.core.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SEEDS_DIR
+from e2a_dagster.lib.ingestion.dlq import discard, replay
+from e2a_dagster.lib.ingestion.ingest import ingest_file, load_files
+from e2a_dagster.lib.ingestion.shopify import ShopifyClient, ShopifyConfig, pull_orders, read_cursor
+from e2a_dagster.lib.simulator.mock_shopify import OrderStore, ServerThread, create_app
 from tests.helpers import order_timeline, write_jsonl
 
 T0 = datetime(2026, 4, 6, 13, 0, tzinfo=UTC)
@@ -64,9 +64,9 @@ def test_sigkill_mid_file_then_recovery_loads_each_event_exactly_once(engine, re
         f"""
         import os, signal
         from pathlib import Path
-        from e2a_dagster.lib.database import ConnectionInfo, make_engine
-        from e2a_dagster.lib.ingest import ingest_file
-        from e2a_dagster.lib.reference import Reference
+        from e2a_dagster.lib.core.database import ConnectionInfo, make_engine
+        from e2a_dagster.lib.ingestion.ingest import ingest_file
+        from e2a_dagster.lib.core.reference import Reference
         engine = make_engine(ConnectionInfo.from_url(os.environ["E2A_DATABASE_URL"]))
         def die(progress):  # called inside the file's transaction, after the first batch went in
             os.kill(os.getpid(), signal.SIGKILL)
@@ -101,8 +101,8 @@ def test_sigkill_mid_shopify_pull_resumes_at_the_committed_page(engine, pg_info,
         proc = _run_killed(
             f"""
             import os, signal
-            from e2a_dagster.lib import shopify
-            from e2a_dagster.lib.database import ConnectionInfo, make_engine
+            from e2a_dagster.lib.ingestion import shopify
+            from e2a_dagster.lib.core.database import ConnectionInfo, make_engine
             engine = make_engine(ConnectionInfo.from_url(os.environ["E2A_DATABASE_URL"]))
             insert = shopify.insert_orders
             pages = []

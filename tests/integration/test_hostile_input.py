@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from e2a_dagster.defs.ingestion.assets import order_events
 from e2a_dagster.defs.invoicing.assets import invoice_lines
 from e2a_dagster.defs.resources import Database, LandingZone
-from e2a_dagster.lib.billing import ingest_billing_file
-from e2a_dagster.lib.dlq import replay
-from e2a_dagster.lib.ingest import ingest_file
-from e2a_dagster.lib.raw_records import KEPT_BYTES
+from e2a_dagster.lib.ingestion.dlq import replay
+from e2a_dagster.lib.ingestion.ingest import ingest_file
+from e2a_dagster.lib.ingestion.raw_records import KEPT_BYTES
+from e2a_dagster.lib.invoicing.billing import ingest_billing_file
 from tests.helpers import order_timeline, write_jsonl
 from tests.hostile_inputs import DUPLICATE, LOADED, hostile_landing
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from e2a_dagster.lib.ingest import ingest_file
+from e2a_dagster.lib.ingestion.ingest import ingest_file
 from tests.helpers import order_timeline, write_csv, write_jsonl
 
 

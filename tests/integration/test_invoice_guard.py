@@ -38,10 +38,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from e2a_dagster.lib.billing import ingest_billing_file
-from e2a_dagster.lib.dbt import run_dbt
-from e2a_dagster.lib.ingest import ingest_file
-from e2a_dagster.lib.invoicing import sync_adjustments
+from e2a_dagster.lib.core.dbt import run_dbt
+from e2a_dagster.lib.ingestion.ingest import ingest_file
+from e2a_dagster.lib.invoicing.adjustments import sync_adjustments
+from e2a_dagster.lib.invoicing.billing import ingest_billing_file
 from tests.invoice_helpers import event, shipped_order, write_events, write_invoice, write_warehouse_calendar
 
 AS_OF = "2031-06-01T00:00:00+00:00"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from e2a_dagster.lib.billing import FIELDS, ingest_billing_file
+from e2a_dagster.lib.invoicing.billing import FIELDS, ingest_billing_file
 
 
 def _write(path, rows: list[list[str]], header: tuple[str, ...] = FIELDS):
@@ -162,9 +162,9 @@ def test_dlq_replay_loads_billing_lines_after_a_seed_fix(engine, reference, tmp_
     column order, and only what now passes loads."""
     import shutil
 
-    from e2a_dagster.lib.dlq import replay
-    from e2a_dagster.lib.reference import Reference
-    from e2a_dagster.lib.settings import SEEDS_DIR
+    from e2a_dagster.lib.core.reference import Reference
+    from e2a_dagster.lib.core.settings import SEEDS_DIR
+    from e2a_dagster.lib.ingestion.dlq import replay
 
     tenant = f"b{uid}"
     inv = f"INV-D{uid}"

@@ -42,10 +42,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from e2a_dagster.lib.billing import ingest_billing_file
-from e2a_dagster.lib.dbt import run_dbt
-from e2a_dagster.lib.ingest import ingest_file
-from e2a_dagster.lib.invoicing import adjustment_id, sync_adjustments
+from e2a_dagster.lib.core.dbt import run_dbt
+from e2a_dagster.lib.ingestion.ingest import ingest_file
+from e2a_dagster.lib.invoicing.adjustments import adjustment_id, sync_adjustments
+from e2a_dagster.lib.invoicing.billing import ingest_billing_file
 from tests.invoice_helpers import event, shipped_order, write_events, write_invoice, write_warehouse_calendar
 
 D = Decimal
@@ -498,7 +498,7 @@ def test_the_run_guard_sends_mass_auto_approvals_to_review(guarded):
 
 
 def test_held_adjustments_stay_held_and_are_not_notified_one_by_one(engine, guarded):
-    from e2a_dagster.lib import notify
+    from e2a_dagster.lib.actions import notify
 
     assert [t for t in guarded["again"].guard_trips if t.tenant_id == "globex"] == []
     assert guarded["again"].inserted == 0 and guarded["again"].updated == 0
@@ -528,7 +528,7 @@ def test_adjustment_ids_follow_the_reconciliation_grain(guarded, world):
 
 
 def test_a_backtest_never_approves_and_says_what_live_would_do(engine, reference, world, guarded):
-    from e2a_dagster.lib.backtest import drop_backtest, prepare_schemas
+    from e2a_dagster.lib.core.backtest import drop_backtest, prepare_schemas
 
     p, name = world["p"], f"bt{world['p'].lower()}"
 

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from faker import Faker
 
 from e2a_dagster.lib.explanations.facts import load_exception_facts
+from e2a_dagster.lib.explanations.prompts import Prompt
 from e2a_dagster.lib.explanations.reference_data import NarrativeReference
 from e2a_dagster.lib.explanations.templates import LIMITS, template_narrative
-from e2a_dagster.lib.ingest import ingest_file
-from e2a_dagster.lib.prompts import Prompt
-from e2a_dagster.lib.simulator import Simulator
+from e2a_dagster.lib.ingestion.ingest import ingest_file
+from e2a_dagster.lib.simulator.simulator import Simulator
 from tests.explain_fixtures import add_exception, create_marts, drop_schema
 from tests.helpers import write_jsonl
 

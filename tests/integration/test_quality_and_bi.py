@@ -20,10 +20,12 @@ from e2a_dagster.defs.actions.assets import notifications, sla_radar
 from e2a_dagster.defs.quality.checks import order_events_are_well_formed, sla_evaluations_are_consistent
 from e2a_dagster.defs.resources import Database, Notifier
 from e2a_dagster.defs.sla.assets import warehouse_calendar
-from e2a_dagster.lib import bi, clock, notify, quality
-from e2a_dagster.lib.database import ConnectionInfo
-from e2a_dagster.lib.dbt import run_dbt
-from e2a_dagster.lib.ingest import ingest_file
+from e2a_dagster.lib.actions import notify
+from e2a_dagster.lib.core import bi, clock
+from e2a_dagster.lib.core.database import ConnectionInfo
+from e2a_dagster.lib.core.dbt import run_dbt
+from e2a_dagster.lib.ingestion.ingest import ingest_file
+from e2a_dagster.lib.quality import suites as quality
 from tests.helpers import write_jsonl
 from tests.webhook_server import WebhookServer
 

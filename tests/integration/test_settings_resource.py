@@ -11,7 +11,7 @@ import sys
 import dagster as dg
 
 from e2a_dagster.defs.resources import E2ASettings, with_settings
-from e2a_dagster.lib.settings import PROJECT_ROOT, SETTINGS_ENV
+from e2a_dagster.lib.core.settings import PROJECT_ROOT, SETTINGS_ENV
 
 DBT_CONNECTION = ("E2A_PG_HOST", "E2A_PG_PORT", "E2A_PG_USER", "E2A_PG_PASSWORD", "E2A_PG_DBNAME")
 TENANTS = dg.AssetKey(["reference", "tenants"])
@@ -21,7 +21,7 @@ def test_the_definitions_load_with_no_setting_set(dbt_manifest):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("E2A_", "DAGSTER_"))}
     code = (
         "from e2a_dagster.definitions import defs\n"
-        "from e2a_dagster.lib.settings import SETTINGS_ENV\n"
+        "from e2a_dagster.lib.core.settings import SETTINGS_ENV\n"
         "settings = defs().resources['settings'].values\n"
         "for field in SETTINGS_ENV: print(field, getattr(settings, field).env_var_name)\n"
     )

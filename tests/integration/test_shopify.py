@@ -16,10 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from e2a_dagster.lib.dbt import run_dbt
-from e2a_dagster.lib.ingest import ingest_file
-from e2a_dagster.lib.mock_shopify import OrderStore, RateLimit, ServerThread, create_app
-from e2a_dagster.lib.shopify import (
+from e2a_dagster.lib.core.dbt import run_dbt
+from e2a_dagster.lib.ingestion.ingest import ingest_file
+from e2a_dagster.lib.ingestion.shopify import (
     ShopifyAuthError,
     ShopifyClient,
     ShopifyConfig,
@@ -29,6 +28,7 @@ from e2a_dagster.lib.shopify import (
     pull_orders,
     read_cursor,
 )
+from e2a_dagster.lib.simulator.mock_shopify import OrderStore, RateLimit, ServerThread, create_app
 from tests.helpers import write_jsonl
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "shopify"

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from e2a_dagster.defs.automation import SLA_BUILD_TAGS
 from e2a_dagster.defs.resources import Database
 from e2a_dagster.defs.sla.assets import warehouse_calendar
-from e2a_dagster.lib.dbt import run_dbt
-from e2a_dagster.lib.ingest import ingest_file
+from e2a_dagster.lib.core.dbt import run_dbt
+from e2a_dagster.lib.ingestion.ingest import ingest_file
 from tests.helpers import write_jsonl
 
 AS_OF = "2026-11-20T15:00:00+00:00"  # Friday 10:00 EST

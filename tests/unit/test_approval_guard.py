@@ -1,4 +1,4 @@
-"""The approval rules of invoice adjustments and the run guard (lib/invoicing.py), as pure functions."""
+"""The approval rules of invoice adjustments and the run guard (lib/invoicing/adjustments.py), as pure functions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from e2a_dagster.lib.invoicing import (
+from e2a_dagster.lib.invoicing.adjustments import (
     Adjustment,
     ApprovalPolicy,
     Stored,
@@ -111,8 +111,8 @@ def test_a_tenant_with_a_zero_guard_never_auto_approves():
 def test_the_lint_checks_the_approval_settings(tmp_path):
     import shutil
 
-    from e2a_dagster.lib.lint import lint_seeds
-    from e2a_dagster.lib.settings import SEEDS_DIR
+    from e2a_dagster.lib.core.settings import SEEDS_DIR
+    from e2a_dagster.lib.quality.lint import lint_seeds
 
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS_DIR, seeds)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from e2a_dagster.lib.billing_periods import (
+from e2a_dagster.lib.invoicing.billing_periods import (
     StaleDays,
     first_billing_day,
     plan_refresh,
@@ -108,7 +108,7 @@ def test_sensor_plan_without_yesterday_and_nothing_stale_is_none():
 def test_the_stale_day_check_reads_the_metering_rule_instead_of_restating_it():
     """Which charges an order implies is written once, in the dbt view int_billable_order_charges (the metered
     model reads it too): the check that compares it with the day's rows names no order charge of its own."""
-    from e2a_dagster.lib.billing_periods import CHANGE_RELATIONS, CHANGED_SQL
+    from e2a_dagster.lib.invoicing.billing_periods import CHANGE_RELATIONS, CHANGED_SQL
 
     assert "intermediate.int_billable_order_charges" in CHANGED_SQL
     assert "intermediate.int_billable_order_charges" in CHANGE_RELATIONS

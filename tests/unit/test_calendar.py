@@ -1,10 +1,10 @@
-"""The warehouse calendar (lib/calendar.py): hours in the warehouse's zone across DST, holidays, exceptions."""
+"""The warehouse calendar (lib/sla/calendar.py): hours in the warehouse's zone across DST, holidays, exceptions."""
 
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from e2a_dagster.lib.calendar import calendar_days, calendar_window
+from e2a_dagster.lib.sla.calendar import calendar_days, calendar_window
 
 NJ1 = {
     "warehouse_id": "NJ1",

@@ -1,10 +1,10 @@
-"""The one clock (lib/clock.py): E2A_NOW pins "now" for the whole live system."""
+"""The one clock (lib/core/clock.py): E2A_NOW pins "now" for the whole live system."""
 
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from e2a_dagster.lib import clock
+from e2a_dagster.lib.core import clock
 
 
 def test_pinned_now_is_the_instant_given():
@@ -37,12 +37,12 @@ def test_a_naive_or_unreadable_instant_is_refused_with_the_setting_named(value, 
 
 
 def test_now_and_as_of_are_read_in_one_place_each():
-    """One parser and one default (issue 14): Python reads E2A_NOW only in lib/clock.py (``e2a run --as-of``
+    """One parser and one default (issue 14): Python reads E2A_NOW only in lib/core/clock.py (``e2a run --as-of``
     goes through ``clock.parse_instant`` too); dbt reads it only in macros/as_of_timestamp.sql, the one default of
     ``as_of``, and ``var('as_of')`` only there and in macros/as_of_is_pinned.sql."""
     import re
 
-    from e2a_dagster.lib.settings import PROJECT_ROOT
+    from e2a_dagster.lib.core.settings import PROJECT_ROOT
 
     def files(pattern: str, *folders: str, suffix: str) -> list[str]:
         found = []
@@ -52,7 +52,7 @@ def test_now_and_as_of_are_read_in_one_place_each():
                     found.append(str(path.relative_to(PROJECT_ROOT)))
         return found
 
-    assert files(r"[\"']E2A_NOW[\"']", "e2a_dagster", "sensors", suffix=".py") == ["e2a_dagster/lib/clock.py"]
+    assert files(r"[\"']E2A_NOW[\"']", "e2a_dagster", "sensors", suffix=".py") == ["e2a_dagster/lib/core/clock.py"]
     dbt = ("dbt_project/models", "dbt_project/macros", "dbt_project/tests")
     assert files(r"env_var\(\s*[\"']E2A_NOW", *dbt, suffix=".sql") == ["dbt_project/macros/as_of_timestamp.sql"]
     assert files(r"var\(\s*[\"']as_of[\"']", *dbt, suffix=".sql") == [

@@ -8,8 +8,8 @@ import os
 from dagster_dbt import DbtCliResource
 
 from e2a_dagster.defs.resources import DbtCli, dbt_project
-from e2a_dagster.lib.dbt import dbt_executable
-from e2a_dagster.lib.settings import DBT_PROJECT_DIR
+from e2a_dagster.lib.core.dbt import dbt_executable
+from e2a_dagster.lib.core.settings import DBT_PROJECT_DIR
 
 
 def test_the_dbt_version_is_the_one_the_executable_reports():

@@ -7,7 +7,7 @@ from datetime import UTC
 
 import pytest
 
-from e2a_dagster.lib.events import Rejected, csv_record, parse_json_line, parse_record
+from e2a_dagster.lib.ingestion.events import Rejected, csv_record, parse_json_line, parse_record
 
 GOOD = {
     "event_id": "e-1",

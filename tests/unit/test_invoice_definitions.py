@@ -17,7 +17,8 @@ def test_billable_activity_is_daily_partitioned_with_single_run_backfills(defini
 
 def test_the_order_charges_view_is_built_with_the_billable_activity(definitions):
     # One asset definition: every build of the metered model through Dagster (re)creates the view it reads, so
-    # the stale-day check (lib/billing_periods.py), which reads it too, finds it wherever the metered rows are.
+    # the stale-day check (lib/invoicing/billing_periods.py), which reads it too, finds it wherever the metered
+    # rows are.
     from e2a_dagster.defs.invoicing.billable_activity import billable_activity_daily
 
     charges = dg.AssetKey(["intermediate", "int_billable_order_charges"])

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 from e2a_dagster.cli import main
-from e2a_dagster.lib.lint import has_errors, lint_seeds
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.core.settings import SEEDS_DIR
+from e2a_dagster.lib.quality.lint import has_errors, lint_seeds
 
 
 def _edit(path: Path, line: int, old: str, new: str) -> None:
@@ -96,8 +96,8 @@ def test_gaps_in_default_policies_are_errors_and_in_overrides_warnings(tmp_path)
 def test_ai_review_parses_suggestions_and_scenarios_from_the_model():
     import json
 
-    from e2a_dagster.lib.lint_ai import ai_review
-    from e2a_dagster.lib.llm import LLMConfig
+    from e2a_dagster.lib.explanations.llm import LLMConfig
+    from e2a_dagster.lib.quality.lint_ai import ai_review
     from tests.fake_llm import FakeLLM
 
     answer = {

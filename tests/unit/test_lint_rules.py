@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from e2a_dagster.lib.lint import RULES, lint_seeds, load_folder, run_rules
-from e2a_dagster.lib.lint_rules import REQUIRED_COLUMNS
-from e2a_dagster.lib.settings import SEEDS_DIR
+from e2a_dagster.lib.core.settings import SEEDS_DIR
+from e2a_dagster.lib.quality.lint import RULES, lint_seeds, load_folder, run_rules
+from e2a_dagster.lib.quality.lint_rules import REQUIRED_COLUMNS
 
 Edit = Callable[[Path], None]
 Expected = set[tuple[str, int, str, str]]  # file, line, severity, code

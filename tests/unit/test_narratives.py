@@ -8,14 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from e2a_dagster.lib.calendar import calendar_days, calendar_from_seeds
+from e2a_dagster.lib.core.settings import reference_dir
 from e2a_dagster.lib.explanations.calendar_facts import calendar_facts, index_days
 from e2a_dagster.lib.explanations.facts import build_facts
 from e2a_dagster.lib.explanations.grounding import NarrativeOutput, NarrativeRejected, check_grounding, parse_output
+from e2a_dagster.lib.explanations.llm import LLMClient, LLMConfig, config_from_env
 from e2a_dagster.lib.explanations.reference_data import NarrativeReference
 from e2a_dagster.lib.explanations.templates import template_narrative
-from e2a_dagster.lib.llm import LLMClient, LLMConfig, config_from_env
-from e2a_dagster.lib.settings import reference_dir
+from e2a_dagster.lib.sla.calendar import calendar_days, calendar_from_seeds
 
 NY = ZoneInfo("America/New_York")
 REF = NarrativeReference.load()
@@ -68,7 +68,7 @@ def test_calendar_facts_name_the_weekend_and_the_holiday_crossed():
 
 def test_calendar_facts_read_what_the_stored_calendar_says_about_each_day():
     """Holidays, closures and weekends as ``reference.warehouse_calendar`` stores them (here: the rows
-    ``lib/calendar.py`` yields for it), including the days a calendar exception opens or closes."""
+    ``lib/sla/calendar.py`` yields for it), including the days a calendar exception opens or closes."""
     warehouse = REF.warehouses["NJ1"]
     closed = {"is_open": "false", "open_time": "", "close_time": ""}
     exceptions = [

@@ -1,6 +1,6 @@
 """No code of E²A writes the process environment (issue 14): settings reach the code location through the
 settings resource (defs/resources.py ``E2ASettings``, ``dg.EnvVar``), dbt gets its connection as an explicit env
-(``DbtCli.cli``), and a child process gets an environment of its own (lib/settings.py ``child_env``).
+(``DbtCli.cli``), and a child process gets an environment of its own (lib/core/settings.py ``child_env``).
 
 The scan reads the syntax tree of every module in ``e2a_dagster/`` and ``sensors/``. Allowed exceptions: none."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from e2a_dagster.lib.settings import PROJECT_ROOT
+from e2a_dagster.lib.core.settings import PROJECT_ROOT
 
 SCANNED = ("e2a_dagster", "sensors")
 ALLOWED: set[tuple[str, int]] = set()  # (path relative to the repository, line): none today

@@ -2,7 +2,7 @@
 
 import pytest
 
-from e2a_dagster.lib.notify import DeliveryError, WebhookClient, slack_message
+from e2a_dagster.lib.actions.notify import DeliveryError, WebhookClient, slack_message
 from tests.webhook_server import WebhookServer
 
 

@@ -1,13 +1,13 @@
 """Landing files as raw records: each record's exact bytes or the fault that keeps it from being text, and the
-next record read as if nothing happened (lib/raw_records.py)."""
+next record read as if nothing happened (lib/ingestion/raw_records.py)."""
 
 from __future__ import annotations
 
 import gzip
 import io
 
-from e2a_dagster.lib.events import printable
-from e2a_dagster.lib.raw_records import KEPT_BYTES, MAX_RECORD_BYTES, csv_records, jsonl_records, sniff_file
+from e2a_dagster.lib.ingestion.events import printable
+from e2a_dagster.lib.ingestion.raw_records import KEPT_BYTES, MAX_RECORD_BYTES, csv_records, jsonl_records, sniff_file
 
 
 def _jsonl(data: bytes) -> list[tuple]:

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from e2a_dagster.cli import main
-from e2a_dagster.lib.calendar import calendar_from_seeds
-from e2a_dagster.lib.lint import is_iso_currency, lint_seeds
-from e2a_dagster.lib.reference import REFERENCE_FILES, Reference, write_starter
-from e2a_dagster.lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SEEDS_DIR, reference_dir
+from e2a_dagster.lib.core.reference import REFERENCE_FILES, Reference, write_starter
+from e2a_dagster.lib.core.settings import DBT_PROJECT_DIR, PROJECT_ROOT, SEEDS_DIR, reference_dir
+from e2a_dagster.lib.quality.lint import is_iso_currency, lint_seeds
+from e2a_dagster.lib.sla.calendar import calendar_from_seeds
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -122,7 +122,7 @@ def test_a_japanese_tenant_lints_clean_and_its_calendar_is_monday_to_saturday_wi
 
 
 def test_a_japanese_tenant_simulates_from_the_folder_alone(tmp_path):
-    from e2a_dagster.lib.simulator import Simulator
+    from e2a_dagster.lib.simulator.simulator import Simulator
 
     folder = japan_folder(tmp_path)
     sim = Simulator(Reference.load(folder), seed=3, seeds_dir=folder)
@@ -133,7 +133,7 @@ def test_a_japanese_tenant_simulates_from_the_folder_alone(tmp_path):
 
 def test_dbt_seeds_from_the_reference_folder(tmp_path, monkeypatch):
     """dbt's seed-paths follow ``E2A_REFERENCE_DIR`` (every dbt command E²A runs passes it, absolute)."""
-    from e2a_dagster.lib.dbt import run_dbt
+    from e2a_dagster.lib.core.dbt import run_dbt
 
     folder = japan_folder(tmp_path)
     monkeypatch.setenv("E2A_REFERENCE_DIR", str(folder))
@@ -158,10 +158,10 @@ def test_every_reference_file_has_a_header(name):
 
 
 def test_every_reader_of_the_reference_folder_reads_it_through_one_function(tmp_path, monkeypatch):
+    from e2a_dagster.lib.core.reference import reference_rows
     from e2a_dagster.lib.explanations.reference_data import NarrativeReference
-    from e2a_dagster.lib.reference import reference_rows
-    from e2a_dagster.lib.sim_billing import RateCards
-    from e2a_dagster.lib.sim_sla import SlaReference
+    from e2a_dagster.lib.simulator.sim_billing import RateCards
+    from e2a_dagster.lib.simulator.sim_sla import SlaReference
 
     folder = tmp_path / "reference"
     write_starter(folder)
@@ -184,15 +184,15 @@ def test_every_reader_of_the_reference_folder_reads_it_through_one_function(tmp_
         for path in (PROJECT_ROOT / root).rglob("*.py")
         if "DictReader(" in path.read_text(encoding="utf-8") and path.name != Path(__file__).name
     )
-    assert readers == ["e2a_dagster/lib/lint.py", "e2a_dagster/lib/reference.py"]
+    assert readers == ["e2a_dagster/lib/core/reference.py", "e2a_dagster/lib/quality/lint.py"]
 
 
 @pytest.mark.parametrize("written", ["false", "FALSE", " False ", "true", "True"])
 def test_is_open_reads_the_same_in_the_calendar_the_narratives_the_oracle_and_lint(written, tmp_path):
-    from e2a_dagster.lib.calendar import calendar_days
+    from e2a_dagster.lib.core.reference import reference_rows
     from e2a_dagster.lib.explanations.calendar_facts import calendar_facts, index_days
-    from e2a_dagster.lib.reference import reference_rows
-    from e2a_dagster.lib.sim_sla import BusinessCalendar
+    from e2a_dagster.lib.simulator.sim_sla import BusinessCalendar
+    from e2a_dagster.lib.sla.calendar import calendar_days
 
     # Monday 2026-03-02 at the Newark warehouse: a working day; the exception closes it or opens it 10:00-12:00.
     warehouse = next(r for r in reference_rows("warehouses.csv", SEEDS_DIR) if r["warehouse_id"] == "NJ1")
@@ -231,9 +231,9 @@ def test_is_open_reads_the_same_in_the_calendar_the_narratives_the_oracle_and_li
 
 @pytest.mark.parametrize("written", ["yes", "1", "t", "open", ""])
 def test_a_value_of_is_open_that_is_not_true_or_false_is_refused_everywhere(written, tmp_path):
-    from e2a_dagster.lib.calendar import calendar_days
-    from e2a_dagster.lib.reference import is_open, reference_rows
-    from e2a_dagster.lib.sim_sla import BusinessCalendar
+    from e2a_dagster.lib.core.reference import is_open, reference_rows
+    from e2a_dagster.lib.simulator.sim_sla import BusinessCalendar
+    from e2a_dagster.lib.sla.calendar import calendar_days
 
     warehouse = next(r for r in reference_rows("warehouses.csv", SEEDS_DIR) if r["warehouse_id"] == "NJ1")
     exception = {

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from e2a_dagster.lib.report import (
+from e2a_dagster.lib.actions.report import (
     MoneyLine,
     OpenException,
     RadarData,

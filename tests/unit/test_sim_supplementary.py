@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from e2a_dagster.lib.sim_billing import Invoice, Line, RateCards, supplementary_invoices
+from e2a_dagster.lib.simulator.sim_billing import Invoice, Line, RateCards, supplementary_invoices
 
 D = Decimal
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from e2a_dagster.lib.reference import Reference
-from e2a_dagster.lib.sim_billing import DISCREPANCY_TYPES, BillableOrder, RateCards, correct_invoices
-from e2a_dagster.lib.sim_sla import Milestones, SlaReference, evaluate
-from e2a_dagster.lib.simulator import LiveFeed, simulate_history
+from e2a_dagster.lib.core.reference import Reference
+from e2a_dagster.lib.simulator.sim_billing import DISCREPANCY_TYPES, BillableOrder, RateCards, correct_invoices
+from e2a_dagster.lib.simulator.sim_sla import Milestones, SlaReference, evaluate
+from e2a_dagster.lib.simulator.simulator import LiveFeed, simulate_history
 
 Z = UTC
 

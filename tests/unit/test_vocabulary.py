@@ -1,4 +1,4 @@
-"""Each vocabulary is written once (lib/vocabulary.py); the SQL that spells it (a ``case`` producing the words, an
+"""Each vocabulary is written once (lib/core/vocabulary.py); the SQL that spells it (a ``case`` producing the words, an
 ``accepted_values`` test on the column) must agree, and no other Python module keeps a copy of its own."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from e2a_dagster.lib import vocabulary
-from e2a_dagster.lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT
+from e2a_dagster.lib.core import vocabulary
+from e2a_dagster.lib.core.settings import DBT_PROJECT_DIR, PROJECT_ROOT
 
 MODELS = DBT_PROJECT_DIR / "models"
 
@@ -65,7 +65,7 @@ def test_the_sql_classifies_into_the_vocabulary_only():
 
 
 def test_no_python_module_keeps_its_own_copy():
-    """A tuple literal that spells a whole vocabulary outside lib/vocabulary.py is a copy that can drift."""
+    """A tuple literal that spells a whole vocabulary outside lib/core/vocabulary.py is a copy that can drift."""
     lists = {
         name: words
         for name, words in vars(vocabulary).items()
@@ -94,9 +94,9 @@ def _jinja_set(sql: Path, name: str):
 
 
 def test_the_shopify_statuses_are_lib_shopifys():
-    """Shopify's carrier statuses and void fulfillment statuses are read by lib/shopify.py (fulfillment documents)
-    and by the intermediate model deriving events from order versions: the model's words are the module's."""
-    from e2a_dagster.lib.shopify import SHIPMENT_STATUS_EVENTS, VOID_FULFILLMENT_STATUSES
+    """Shopify's carrier statuses and void fulfillment statuses are read by lib/ingestion/shopify.py (fulfillment
+    documents) and by the intermediate model deriving events from order versions: the model's words are the module's."""
+    from e2a_dagster.lib.ingestion.shopify import SHIPMENT_STATUS_EVENTS, VOID_FULFILLMENT_STATUSES
 
     sql = MODELS / "intermediate/int_shopify_order_events_versioned.sql"
     # The model takes labels from the fulfillment itself (its tracking number), not from a shipment status.

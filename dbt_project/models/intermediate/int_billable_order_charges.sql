@@ -9,7 +9,7 @@
 -- fct_orders: int_billable_activities_metered meters it.
 --
 -- A view, read by int_billable_activities_metered (for the days it rebuilds) and by the stale-day check in
--- lib/billing_periods.py (CHANGED_SQL: which billed days an order rewritten since, by built_at, changed). Tagged billable_daily, so
+-- lib/invoicing/billing_periods.py (CHANGED_SQL: which billed days an order rewritten since, by built_at, changed). Tagged billable_daily, so
 -- it belongs to the daily-partitioned asset and every build of the metered model (re)creates it first.
 with tenants as (
     select tenant_id, time_zone from {{ ref('tenants') }}

@@ -5,7 +5,7 @@
 -- as_of takes the rows with valid_from <= as_of < coalesce(valid_to, infinity) (int_orders_milestoned), which
 -- are exactly the events of the latest version known at as_of, however recent. Order facts come from that
 -- version; carrier statuses from it and every earlier version, so a fulfillment's progress (in transit, then
--- delivered) is kept even though each version shows one status. The status words are lib/shopify.py's
+-- delivered) is kept even though each version shows one status. The status words are lib/ingestion/shopify.py's
 -- (tests/unit/test_vocabulary.py).
 
 {%- set shipment_events = {

@@ -6,8 +6,9 @@ import dagster as dg
 
 from e2a_dagster.defs.automation import DAILY_AFTER_CHECKS, LIVE_AFTER_CHECKS
 from e2a_dagster.defs.resources import Database, Notifier
-from e2a_dagster.lib import clock, notify, report
-from e2a_dagster.lib.settings import load_settings
+from e2a_dagster.lib.actions import notify, report
+from e2a_dagster.lib.core import clock
+from e2a_dagster.lib.core.settings import load_settings
 
 SLA_EVALUATIONS = dg.AssetKey(["marts", "fct_sla_evaluations"])
 SLA_EXCEPTIONS = dg.AssetKey(["marts", "fct_sla_exceptions"])

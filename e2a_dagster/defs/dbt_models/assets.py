@@ -9,9 +9,9 @@ from dagster_dbt import dbt_assets
 
 from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
 from e2a_dagster.defs.resources import Database, DbtCli, dbt_project
-from e2a_dagster.lib.dbt import PRODUCT_BUILD_EXCLUDES, prune_run_targets, run_target
-from e2a_dagster.lib.invoice_metrics import METRICS_BY_MODEL as INVOICE_METRICS
-from e2a_dagster.lib.sla_metrics import METRICS_BY_MODEL
+from e2a_dagster.lib.core.dbt import PRODUCT_BUILD_EXCLUDES, prune_run_targets, run_target
+from e2a_dagster.lib.invoicing.invoice_metrics import METRICS_BY_MODEL as INVOICE_METRICS
+from e2a_dagster.lib.sla.sla_metrics import METRICS_BY_MODEL
 
 # Where dagster-dbt keeps the dbt unique id of the test behind an asset check (check spec metadata).
 DBT_UNIQUE_ID = "dagster_dbt/unique_id"
@@ -31,7 +31,7 @@ SUBSET_BUILD_ENV = {"DBT_INDIRECT_SELECTION": "buildable"}
 def e2a_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCli, database: Database):
     _ = database.engine  # the schema is brought up to date before dbt builds on it
     # Always live: as_of = E2A_NOW or the build's start (macros/as_of_timestamp.sql). A past instant is a backtest,
-    # which never runs here (lib/backtest.py: its own schemas, no materialization of these assets).
+    # which never runs here (lib/core/backtest.py: its own schemas, no materialization of these assets).
     args = ["build", *selected_tests_args(context)]
     events = stream_dbt(dbt, args, context, env=SUBSET_BUILD_ENV)
     yield from reported_at_the_end(with_model_metrics(context, e, database) for e in events)

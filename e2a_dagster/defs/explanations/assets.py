@@ -4,10 +4,10 @@ import dagster as dg
 
 from e2a_dagster.defs.automation import LIVE, WITH_ITS_ASSET
 from e2a_dagster.defs.resources import LLM, Database
+from e2a_dagster.lib.core.reference import seeds_version
+from e2a_dagster.lib.core.reports import markdown_table
 from e2a_dagster.lib.explanations.writer import run_narratives
-from e2a_dagster.lib.lint import lint_seeds
-from e2a_dagster.lib.reference import seeds_version
-from e2a_dagster.lib.reports import markdown_table
+from e2a_dagster.lib.quality.lint import lint_seeds
 
 SLA_EXCEPTIONS = dg.AssetKey(["marts", "fct_sla_exceptions"])
 # Tables the narratives read besides the view: a dependency on them orders the narratives after the models

@@ -4,7 +4,8 @@ import dagster as dg
 
 from e2a_dagster.defs.automation import EVENTS_WAVE, SLA_BUILD_TAGS
 from e2a_dagster.defs.resources import Database, LandingZone
-from e2a_dagster.lib.ingest import (
+from e2a_dagster.lib.core.reports import markdown_table
+from e2a_dagster.lib.ingestion.ingest import (
     files_to_load,
     ingest_file,
     ingested_hashes,
@@ -12,7 +13,6 @@ from e2a_dagster.lib.ingest import (
     pending_files,
     total_reject_codes,
 )
-from e2a_dagster.lib.reports import markdown_table
 
 # Run tags of the ingestion jobs. The run queue runs one ingestion run per source at a time (dagster.yaml); the
 # sensors ask for no new run while one that will still list its source is waiting (sensors/runs.py).

@@ -4,7 +4,7 @@ import dagster as dg
 
 from e2a_dagster.defs.ingestion.assets import INGEST_TAG, mark_listed
 from e2a_dagster.defs.resources import Database, LandingZone, ShopifyShop
-from e2a_dagster.lib.shopify import ShopifyAuthError, ShopifyConfigError, ShopifyError, pull_orders
+from e2a_dagster.lib.ingestion.shopify import ShopifyAuthError, ShopifyConfigError, ShopifyError, pull_orders
 
 
 @dg.asset(

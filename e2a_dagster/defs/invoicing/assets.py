@@ -5,11 +5,11 @@ import dagster as dg
 from e2a_dagster.defs.automation import LIVE
 from e2a_dagster.defs.ingestion.assets import INGEST_TAG, mark_listed
 from e2a_dagster.defs.resources import Database, LandingZone, Notifier
-from e2a_dagster.lib.billing import billing_ingested_hashes, ingest_billing_file, pending_billing_files
-from e2a_dagster.lib.ingest import files_to_load, load_files, total_reject_codes
-from e2a_dagster.lib.invoice_metrics import reconciliation_metrics
-from e2a_dagster.lib.invoicing import sync_adjustments
-from e2a_dagster.lib.reports import markdown_table
+from e2a_dagster.lib.core.reports import markdown_table
+from e2a_dagster.lib.ingestion.ingest import files_to_load, load_files, total_reject_codes
+from e2a_dagster.lib.invoicing.adjustments import sync_adjustments
+from e2a_dagster.lib.invoicing.billing import billing_ingested_hashes, ingest_billing_file, pending_billing_files
+from e2a_dagster.lib.invoicing.invoice_metrics import reconciliation_metrics
 
 
 class BillingFilesConfig(dg.Config):

@@ -1,7 +1,7 @@
 """Billable activity by day (``intermediate/int_billable_activities_metered``, with the view it meters from,
 ``intermediate/int_billable_order_charges``): the daily-partitioned dbt models under the invoice guard. A run of
 keys [D1, D2] rebuilds those tenant-local days, for the tenants in its config (all when empty), and records the
-refresh so stale invoiced days can be found (lib/billing_periods.py)."""
+refresh so stale invoiced days can be found (lib/invoicing/billing_periods.py)."""
 
 import json
 from datetime import timedelta
@@ -13,8 +13,8 @@ from e2a_dagster.defs.dbt_models.assets import stream_dbt
 from e2a_dagster.defs.dbt_models.translator import E2ADbtTranslator
 from e2a_dagster.defs.invoicing.partitions import BILLING_DAYS
 from e2a_dagster.defs.resources import Database, dbt_project
-from e2a_dagster.lib.billing_periods import record_refresh, refresh_marks, window_metrics, window_vars
-from e2a_dagster.lib.reference import Reference
+from e2a_dagster.lib.core.reference import Reference
+from e2a_dagster.lib.invoicing.billing_periods import record_refresh, refresh_marks, window_metrics, window_vars
 
 BILLABLE_DAILY_SELECT = "tag:billable_daily"
 ACTIVITY_KEY = dg.AssetKey(["intermediate", "int_billable_activities_metered"])

@@ -5,7 +5,7 @@ range of partition keys (tenant-local days) and tenants, then the monthly pricin
 reconciliation, and writes the adjustments. It runs:
 
 - at 02:00 in each tenant time zone (``reconcile_invoices_<zone>_schedule``), for that zone's tenants: the
-  previous local day, plus every stale day of an invoiced period (lib/billing_periods.py);
+  previous local day, plus every stale day of an invoiced period (lib/invoicing/billing_periods.py);
 - from ``invoice_received_sensor`` as soon as an invoiced period has stale days (a new invoice, a late event);
 - as a backfill from the Dagster UI (asset graph → select ``int_billable_activities_metered`` and what is
   downstream → Materialize → a range of days: one run, single-run backfill policy)."""
@@ -20,7 +20,8 @@ from e2a_dagster.defs.invoicing.assets import invoice_adjustments, invoice_lines
 from e2a_dagster.defs.invoicing.billable_activity import billable_activity_daily
 from e2a_dagster.defs.invoicing.partitions import BILLING_DAYS
 from e2a_dagster.defs.resources import Database
-from e2a_dagster.lib.billing_periods import (
+from e2a_dagster.lib.core.reference import Reference
+from e2a_dagster.lib.invoicing.billing_periods import (
     RefreshPlan,
     first_billing_day,
     plan_refresh,
@@ -28,7 +29,6 @@ from e2a_dagster.lib.billing_periods import (
     stale_days,
     tenants_by_zone,
 )
-from e2a_dagster.lib.reference import Reference
 
 # dbt models tagged `invoice` (billing staging, priced activity, expected charges, reconciliation) other than
 # the daily billable activity, which is its own partitioned asset.

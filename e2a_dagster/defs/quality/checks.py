@@ -1,4 +1,4 @@
-"""Great Expectations suites (``lib/quality.py``) as asset checks.
+"""Great Expectations suites (``lib/quality/suites.py``) as asset checks.
 
 Blocking checks stop what depends on the asset in the same run: a failing ``raw/order_events`` check keeps the
 dbt models from building on a bad batch; a failing ``fct_sla_evaluations`` check keeps notifications and the
@@ -7,8 +7,8 @@ radar report from acting on wrong SLA figures (the dbt models of that build are 
 import dagster as dg
 
 from e2a_dagster.defs.resources import Database, LandingZone
-from e2a_dagster.lib import quality
-from e2a_dagster.lib.reports import markdown_table
+from e2a_dagster.lib.core.reports import markdown_table
+from e2a_dagster.lib.quality import suites as quality
 
 ORDER_EVENTS = dg.AssetKey(["raw", "order_events"])
 SLA_EVALUATIONS = dg.AssetKey(["marts", "fct_sla_evaluations"])

@@ -4,10 +4,10 @@ import dagster as dg
 
 from e2a_dagster.defs.automation import DEPS_READY, LIVE
 from e2a_dagster.defs.resources import Database
-from e2a_dagster.lib import clock
-from e2a_dagster.lib.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
-from e2a_dagster.lib.reference import seeds_version
-from e2a_dagster.lib.settings import reference_dir
+from e2a_dagster.lib.core import clock
+from e2a_dagster.lib.core.reference import seeds_version
+from e2a_dagster.lib.core.settings import reference_dir
+from e2a_dagster.lib.sla.calendar import calendar_from_seeds, calendar_window, data_range, write_calendar
 
 CALENDAR_SEEDS = ("warehouses.csv", "calendar_exceptions.csv")
 

@@ -14,8 +14,8 @@ from dagster_dbt import build_dbt_asset_selection
 from e2a_dagster.defs.automation import SLA_BUILD_TAGS
 from e2a_dagster.defs.dbt_models import assets as dbt_models
 from e2a_dagster.defs.resources import Database, dbt_project
-from e2a_dagster.lib.database import missing_relations
-from e2a_dagster.lib.dbt import upstream_relations
+from e2a_dagster.lib.core.database import missing_relations
+from e2a_dagster.lib.core.dbt import upstream_relations
 
 # dbt models tagged `sla`: milestones, calendar model, due times, evaluations, exceptions, compliance.
 SLA_DBT_SELECT = "tag:sla"

@@ -1,10 +1,10 @@
 """The calendar facts of a narrative: the weekends, public holidays and closures the clock crossed.
 
 They are read from ``reference.warehouse_calendar``, the one home of the business calendar (written by the asset
-``reference/warehouse_calendar`` from ``lib/calendar.py``; dbt reads the same table), never recomputed here:
+``reference/warehouse_calendar`` from ``lib/sla/calendar.py``; dbt reads the same table), never recomputed here:
 ``load_calendar`` reads the days of every (warehouse, date range) a batch of exceptions needs in one query, and
 ``calendar_facts`` turns the days one clock crossed into facts. Callers without a database (unit tests) index what
-``lib/calendar.py calendar_days`` yields, the very rows the asset writes, with ``index_days``.
+``lib/sla/calendar.py calendar_days`` yields, the very rows the asset writes, with ``index_days``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from e2a_dagster.lib.calendar import CalendarDay
 from e2a_dagster.lib.explanations.sql import plain_schema
+from e2a_dagster.lib.sla.calendar import CalendarDay
 
 MAX_DAYS = 60  # a runaway range says nothing useful
 NO_CALENDAR: dict[str, Any] = {"weekend_crossed": None, "holidays": [], "closures": [], "started_after_cutoff": None}
@@ -45,7 +45,7 @@ def crossed_dates(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[date,
 
 
 def index_days(days: Iterable[CalendarDay]) -> dict[tuple[str, date], CalendarDayFacts]:
-    """``lib/calendar.py`` calendar days (what the calendar asset writes) by (warehouse_id, local_date)."""
+    """``lib/sla/calendar.py`` calendar days (what the calendar asset writes) by (warehouse_id, local_date)."""
     return {
         (d.warehouse_id, d.local_date): CalendarDayFacts(
             is_business_day=d.is_business_day,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2a_dagster.lib.reference import reference_rows
-from e2a_dagster.lib.settings import reference_dir
+from e2a_dagster.lib.core.reference import reference_rows
+from e2a_dagster.lib.core.settings import reference_dir
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from e2a_dagster.lib.clock import now as clock_now
+from e2a_dagster.lib.core.clock import now as clock_now
 from e2a_dagster.lib.explanations.facts import ExceptionFacts, load_exception_facts
 from e2a_dagster.lib.explanations.grounding import NarrativeRejected, check_grounding, parse_output
+from e2a_dagster.lib.explanations.llm import LLMClient, LLMConfig, LLMError
+from e2a_dagster.lib.explanations.llm_guard import CircuitBreaker, Clock, TokenBudget, estimate_tokens
+from e2a_dagster.lib.explanations.prompts import Prompt
 from e2a_dagster.lib.explanations.reference_data import NarrativeReference
 from e2a_dagster.lib.explanations.sql import plain_schema
 from e2a_dagster.lib.explanations.templates import LIMITS, TEMPLATE_VERSION, Draft, template_narrative
-from e2a_dagster.lib.llm import LLMClient, LLMConfig, LLMError
-from e2a_dagster.lib.llm_guard import CircuitBreaker, Clock, TokenBudget, estimate_tokens
-from e2a_dagster.lib.prompts import Prompt
 
 log = logging.getLogger(__name__)
 

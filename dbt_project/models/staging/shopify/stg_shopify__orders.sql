@@ -27,7 +27,7 @@ renamed as (
             when jsonb_typeof(payload -> 'fulfillments') = 'array' then payload -> 'fulfillments'
             else cast('[]' as jsonb)
         end as fulfillments,
-        -- the order's own promise: a note attribute of that name (validated at ingestion, lib/shopify.py)
+        -- the order's own promise: a note attribute of that name (validated at ingestion, lib/ingestion/shopify.py)
         {%- for promise in ['promised_ship_by', 'promised_deliver_by'] %}
         (
             select nullif(trim(attribute.value ->> 'value'), '')

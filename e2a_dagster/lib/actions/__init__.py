@@ -1,0 +1,1 @@
+"""What E²A sends: notifications and the SLA radar report."""

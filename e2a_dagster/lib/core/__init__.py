@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, the clock, the database and its schema, dbt, reference data and the vocabulary."""

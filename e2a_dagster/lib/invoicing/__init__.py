@@ -1,0 +1,1 @@
+"""The invoice guard: invoice lines, billing periods, adjustments and their figures."""

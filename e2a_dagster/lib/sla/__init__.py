@@ -1,0 +1,1 @@
+"""The SLA radar: the warehouse calendar and the compliance figures."""
