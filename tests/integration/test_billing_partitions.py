@@ -96,14 +96,14 @@ def build_orders() -> None:
 
 def run_job(definitions, selection, start: str, end: str, tenants: list[str] | None, *, request=None):
     """One run of ``selection`` over partition keys [start, end] (or of a schedule/sensor ``request``)."""
-    from e2a_dagster.defs.invoicing.billable_activity import billable_activity_daily
+    from e2a_dagster.defs.invoicing.billable_activity import BILLABLE_OP
 
     if request is not None:
         tags, run_config, partition_key = dict(request.tags), request.run_config, request.partition_key
     else:
         tags = {RANGE_START: start, RANGE_END: end} if start != end else {}
         partition_key = start if start == end else None
-        run_config = {"ops": {billable_activity_daily.op.name: {"config": {"tenants": tenants or []}}}}
+        run_config = {"ops": {BILLABLE_OP: {"config": {"tenants": tenants or []}}}}
     if selection == "reconcile_invoices_job":
         job = definitions.resolve_job_def("reconcile_invoices_job")
     else:
@@ -152,10 +152,10 @@ def stale_july(engine, tenant: str):
 
 
 def test_a_range_run_rebuilds_tenant_local_days_of_the_tenants_asked(engine, july, definitions):
-    from e2a_dagster.defs.invoicing.billable_activity import billable_activity_daily
+    from e2a_dagster.defs.invoicing.billable_activity import BILLABLE_KEYS, BILLABLE_OP
 
     p = july["p"]
-    selection = dg.AssetSelection.assets(billable_activity_daily)
+    selection = dg.AssetSelection.assets(*BILLABLE_KEYS)
     result = run_job(definitions, selection, "2026-07-02", "2026-07-03", ["acme"])
 
     got = activities(engine, p)
@@ -175,7 +175,7 @@ def test_a_range_run_rebuilds_tenant_local_days_of_the_tenants_asked(engine, jul
         ("O3", "SHIPPING"): "2026-07-03 5",
     }
     assert refreshed_days(engine, result.run_id) == {("acme", "2026-07-02"), ("acme", "2026-07-03")}
-    materializations = result.asset_materializations_for_node(billable_activity_daily.op.name)
+    materializations = result.asset_materializations_for_node(BILLABLE_OP)
     # the metered model and the view it meters from (int_billable_order_charges), each day of the range
     assert {(m.asset_key.path[-1], m.partition) for m in materializations} == {
         (model, day)
@@ -190,10 +190,10 @@ def test_a_range_run_rebuilds_tenant_local_days_of_the_tenants_asked(engine, jul
 
 
 def test_a_backfill_of_the_month_for_all_tenants_equals_a_full_build(engine, july, definitions, pg_info):
-    from e2a_dagster.defs.invoicing.billable_activity import billable_activity_daily
+    from e2a_dagster.defs.invoicing.billable_activity import BILLABLE_KEYS
 
     p = july["p"]
-    result = run_job(definitions, dg.AssetSelection.assets(billable_activity_daily), *JULY, None)
+    result = run_job(definitions, dg.AssetSelection.assets(*BILLABLE_KEYS), *JULY, None)
     partitioned = activities(engine, p)
     assert partitioned[("O3", "RETURN_FEE")] == "2026-07-08 1"
     assert partitioned[("G1", "ORDER_FEE")] == "2026-07-02 1"  # 23:30 CEST

@@ -1,6 +1,12 @@
 """Invoice guard wiring in the code location: the daily partitions, the nightly job, its schedules and sensor."""
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
+
+from e2a_dagster.lib.core.settings import PROJECT_ROOT
 
 ACTIVITY = dg.AssetKey(["intermediate", "int_billable_activities_metered"])
 
@@ -19,10 +25,8 @@ def test_the_order_charges_view_is_built_with_the_billable_activity(definitions)
     # One asset definition: every build of the metered model through Dagster (re)creates the view it reads, so
     # the stale-day check (lib/invoicing/billing_periods.py), which reads it too, finds it wherever the metered
     # rows are.
-    from e2a_dagster.defs.invoicing.billable_activity import billable_activity_daily
-
     charges = dg.AssetKey(["intermediate", "int_billable_order_charges"])
-    assert {ACTIVITY, charges} <= set(billable_activity_daily.keys)
+    assert {ACTIVITY, charges} <= set(definitions.resolve_assets_def(ACTIVITY).keys)
     node = definitions.resolve_asset_graph().get(charges)
     assert node.group_name == "finance" and node.automation_condition is None
     assert charges in definitions.resolve_asset_graph().get(ACTIVITY).parent_keys
@@ -72,3 +76,30 @@ def test_one_0200_schedule_per_tenant_time_zone_and_the_invoice_sensor(definitio
     sensor = definitions.resolve_sensor_def("invoice_received_sensor")
     assert sensor.job_name == "reconcile_invoices_job"
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env={**os.environ, **env}, capture_output=True, text=True
+    )
+
+
+def test_billing_start_is_read_when_the_code_location_loads_never_at_import(dbt_manifest):
+    """Importing every module of defs/ reads no E2A_BILLING_START (a value no one could parse does no harm);
+    loading the code location reads it, for the billable activity's partitions."""
+    imports = (
+        "import importlib, pkgutil, e2a_dagster.defs as d; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(d.__path__, 'e2a_dagster.defs.')]; "
+        "print('imported')"
+    )
+    imported = _python(imports, E2A_BILLING_START="February")
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert imported.stdout.strip().splitlines()[-1] == "imported"
+    load = (
+        "import dagster as dg, e2a_dagster.definitions as d; "
+        "key = dg.AssetKey(['intermediate', 'int_billable_activities_metered']); "
+        "print(d.defs().resolve_assets_def(key).partitions_def.start.date())"
+    )
+    loaded = _python(load, E2A_BILLING_START="2026-02-01")
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.strip().splitlines()[-1] == "2026-02-01"

@@ -17,8 +17,7 @@ from dagster_dbt import build_dbt_asset_selection
 
 from e2a_dagster.defs.dbt_models import assets as dbt_models
 from e2a_dagster.defs.invoicing.assets import invoice_adjustments, invoice_lines
-from e2a_dagster.defs.invoicing.billable_activity import billable_activity_daily
-from e2a_dagster.defs.invoicing.partitions import BILLING_DAYS
+from e2a_dagster.defs.invoicing.billable_activity import BILLABLE_KEYS, BILLABLE_OP
 from e2a_dagster.defs.resources import Database
 from e2a_dagster.lib.core.reference import Reference
 from e2a_dagster.lib.invoicing.billing_periods import (
@@ -40,11 +39,12 @@ reconcile_invoices_job = dg.define_asset_job(
     "reconcile_invoices_job",
     selection=(
         dg.AssetSelection.assets(invoice_lines)
-        | dg.AssetSelection.assets(billable_activity_daily)
+        | dg.AssetSelection.assets(*BILLABLE_KEYS)
         | build_dbt_asset_selection([dbt_models.e2a_dbt_models], dbt_select=INVOICE_DBT_SELECT)
         | dg.AssetSelection.assets(invoice_adjustments)
     ),
-    # partitioned by BILLING_DAYS: Dagster infers it from the one partitioned asset selected
+    # partitioned by the billing days (defs/invoicing/partitions.py): Dagster infers it from the one partitioned
+    # asset selected
     tags={"e2a/invoice_guard": "true"},
     description="Invoice guard: load received invoices, rebuild the billable activity of a range of "
     "tenant-local days (config: tenants, empty = all), the expected charges and the reconciliation, write "
@@ -53,7 +53,7 @@ reconcile_invoices_job = dg.define_asset_job(
 
 
 def last_billing_day(now: datetime) -> date:
-    """The newest partition key at ``now``: BILLING_DAYS is daily in UTC with end_offset=1, so today (UTC)."""
+    """The newest partition key at ``now``: the billing days are daily in UTC with end_offset=1, so today (UTC)."""
     return now.astimezone(UTC).date()
 
 
@@ -71,7 +71,7 @@ def run_request(plan: RefreshPlan, *, run_key: str | None = None, origin: str) -
     return dg.RunRequest(
         run_key=run_key,
         partition_key=partition_key,
-        run_config={"ops": {billable_activity_daily.op.name: {"config": {"tenants": list(plan.tenants)}}}},
+        run_config={"ops": {BILLABLE_OP: {"config": {"tenants": list(plan.tenants)}}}},
         tags=tags,
     )
 
@@ -101,7 +101,9 @@ def nightly_schedule(time_zone: str, tenants: list[str]) -> dg.ScheduleDefinitio
         now = context.scheduled_execution_time
         plan = nightly_plan(database, tenants, time_zone, now)
         if plan is None:
-            return dg.SkipReason(f"no billing day to refresh at {now.isoformat()} (before {BILLING_DAYS.start})")
+            return dg.SkipReason(
+                f"no billing day to refresh at {now.isoformat()} (before {first_billing_day().isoformat()})"
+            )
         return run_request(plan, origin=f"schedule:{time_zone}")
 
     return _nightly
