@@ -101,8 +101,15 @@ def test_scenarios_run_through_dbt_in_scratch_schemas(engine, pg_info, dbt_manif
     if has_sla:
         # 120 business minutes from 09:05 → due 11:05: picked 10:10 is met; pack (180 min from 10:10 → due
         # 13:10) has not happened by 18:00 → overdue.
-        results = run_scenarios(engine, pg_info, [scenario, bad])
-        assert [r.verdict for r in results] == ["agrees", "invalid"]
+        naive_as_of = Scenario(
+            name="naive as_of", tenant_id="acme", as_of="2026-03-02T18:00:00", events=[], expected={}
+        )
+        nothing = Scenario(
+            name="no events", tenant_id="acme", as_of="2026-03-02T18:00:00-05:00", events=[], expected={}
+        )
+        results = run_scenarios(engine, pg_info, [scenario, bad, naive_as_of, nothing])
+        assert [r.verdict for r in results] == ["agrees", "invalid", "invalid", "agrees"], results
+        assert "as_of '2026-03-02T18:00:00' needs a UTC offset" in results[2].message
         # The scratch build kept its artifacts apart: the project's manifest still names the real schemas.
         after = json.loads(dbt_manifest.read_text())["nodes"]["model.e2a.fct_sla_evaluations"]
         assert after["schema"] == "marts"
