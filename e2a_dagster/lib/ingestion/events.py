@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -391,14 +392,7 @@ def parse_json_line(line: str | bytes, reference: Reference) -> tuple[CanonicalE
             faults = []  # not JSON: said below
         if faults:
             raise Rejected(faults)
-    try:
-        event = CanonicalEvent.model_validate_json(text)
-    except ValidationError as exc:
-        raise Rejected(faults_from_validation(exc)) from None
-    faults = check_references(event, reference)
-    if faults:
-        raise Rejected(faults)
-    return event, text
+    return _validated(CanonicalEvent.model_validate_json, text, reference), text
 
 
 def parse_record(record: dict[str, Any], reference: Reference) -> CanonicalEvent:
@@ -408,8 +402,14 @@ def parse_record(record: dict[str, Any], reference: Reference) -> CanonicalEvent
     faults = text_field_faults(record)
     if faults:
         raise Rejected(faults)
+    return _validated(CanonicalEvent.model_validate, record, reference)
+
+
+def _validated(validate: Callable[[Any], CanonicalEvent], value: Any, reference: Reference) -> CanonicalEvent:
+    """The event ``validate`` makes of ``value`` (JSON text or a mapping), its references checked. Raises
+    ``Rejected`` with every fault."""
     try:
-        event = CanonicalEvent.model_validate(record)
+        event = validate(value)
     except ValidationError as exc:
         raise Rejected(faults_from_validation(exc)) from None
     faults = check_references(event, reference)

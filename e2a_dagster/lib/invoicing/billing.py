@@ -60,6 +60,9 @@ FIELDS = (
     "amount",
     "currency",
 )
+# A line may leave these empty (a period charge has no order; quantity and unit rate may be implied by the amount).
+OPTIONAL_FIELDS = ("order_id", "quantity", "unit_rate")
+REQUIRED_FIELDS = tuple(name for name in FIELDS if name not in OPTIONAL_FIELDS)
 # Charges of one order; MONTHLY_MINIMUM is a period charge (no order).
 ORDER_CHARGES = frozenset({*METERED_CHARGE_CODES, "SLA_CREDIT"})
 CHARGE_CODES = frozenset(INVOICE_CHARGE_CODES)
@@ -182,18 +185,7 @@ def parse_line(record: dict[str, str], reference: Reference) -> InvoiceLine:
             faults.append(Fault("control_character", f"{name}: contains control characters ({', '.join(found)})"))
     if faults:
         raise Rejected(faults)
-    required = (
-        "invoice_id",
-        "tenant_id",
-        "invoice_date",
-        "period_start",
-        "period_end",
-        "line_id",
-        "charge_code",
-        "amount",
-        "currency",
-    )
-    for name in required:
+    for name in REQUIRED_FIELDS:
         if not values[name]:
             faults.append(Fault("missing_field", f"{name}: required field is missing or empty"))
     for name in ("invoice_id", "line_id", "order_id"):
