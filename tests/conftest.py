@@ -45,9 +45,9 @@ MACHINE_CLOCK_FLOOR = datetime(2026, 11, 1, tzinfo=UTC)
 def pytest_configure(config) -> None:
     os.environ["E2A_NOW"] = SESSION_NOW
     os.environ["E2A_BILLING_START"] = SESSION_BILLING_START
-    # The code location's settings resource reads every setting with dg.EnvVar, which refuses a run when the
-    # variable is unset: empty is unset (the default), as `e2a dev` gives its code location (lib/core/settings.py
-    # child_env).
+    # Every setting present (empty is unset, the default), as `e2a dev` gives its code location
+    # (lib/core/settings.py child_env): the session's code location then reads each one as a dg.EnvVar when a run
+    # starts, so a test that sets one later is seen (a setting absent at load would be a fixed empty value).
     for name in SETTINGS_ENV.values():
         os.environ.setdefault(name, "")
     if datetime.now(UTC) < MACHINE_CLOCK_FLOOR:  # the one read of the machine clock: a guard, not a test

@@ -78,9 +78,14 @@ class E2ASettings(dg.ConfigurableResource):
     values: SettingsConfig
 
     @classmethod
-    def from_env(cls) -> E2ASettings:
-        """Every setting from its environment variable, resolved by Dagster when a run starts."""
-        return cls(values=SettingsConfig(**{field: dg.EnvVar(name) for field, name in SETTINGS_ENV.items()}))
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> E2ASettings:
+        """Each setting the code location's environment has, as its ``dg.EnvVar`` (resolved by Dagster when a run
+        starts, never shown as a value in the UI); one it lacks is empty, i.e. unset: a code location started by
+        hand (``dagster dev -m e2a_dagster.definitions``) with none of them runs on the defaults, where a
+        ``dg.EnvVar`` of an absent variable would refuse every run. ``e2a dev`` gives it all of them."""
+        env = os.environ if environ is None else environ
+        values = {field: dg.EnvVar(name) if name in env else "" for field, name in SETTINGS_ENV.items()}
+        return cls(values=SettingsConfig(**values))
 
     @classmethod
     def from_values(cls, environ: Mapping[str, str]) -> E2ASettings:

@@ -18,16 +18,29 @@ TENANTS = dg.AssetKey(["reference", "tenants"])
 
 
 def test_the_definitions_load_with_no_setting_set(dbt_manifest):
+    """A code location started by hand with no setting exported: every field is empty (unset, the defaults), so
+    its runs are not refused; a setting it has (a secret here) is a dg.EnvVar, resolved when a run starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("E2A_", "DAGSTER_"))}
     code = (
         "from e2a_dagster.definitions import defs\n"
         "from e2a_dagster.lib.core.settings import SETTINGS_ENV\n"
         "settings = defs().resources['settings'].values\n"
-        "for field in SETTINGS_ENV: print(field, getattr(settings, field).env_var_name)\n"
+        "for field in SETTINGS_ENV:\n"
+        "    value = getattr(settings, field)\n"
+        "    print(field, getattr(value, 'env_var_name', repr(value)))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split("\n")[:-1] == [f"{field} {name}" for field, name in SETTINGS_ENV.items()]
+
+    def fields(extra: dict[str, str]) -> list[str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env={**env, **extra}, cwd=PROJECT_ROOT, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout.split("\n")[:-1]
+
+    assert fields({}) == [f"{field} ''" for field in SETTINGS_ENV]
+    assert fields({"E2A_SHOPIFY_TOKEN": "shpat_secret"}) == [
+        f"{field} {name if name == 'E2A_SHOPIFY_TOKEN' else repr('')}" for field, name in SETTINGS_ENV.items()
+    ]
 
 
 def test_a_run_reads_its_settings_from_the_resource_alone(definitions, dbt_seeded, pg_info, tmp_path, monkeypatch):
