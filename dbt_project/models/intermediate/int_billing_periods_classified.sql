@@ -30,11 +30,7 @@ invoice_months as (
         invoice_periods.tenant_id,
         cast(month_start as date) as period_start
     from invoice_periods
-    cross join lateral generate_series(
-        {{ dbt.date_trunc('month', 'invoice_periods.period_start') }},
-        {{ dbt.date_trunc('month', 'invoice_periods.period_end') }},
-        interval '1 month'
-    ) as month_start
+    {{ months_overlapped('invoice_periods') }}
 ),
 
 period_keys as (

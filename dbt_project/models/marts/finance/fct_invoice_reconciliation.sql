@@ -62,11 +62,7 @@ invoices as (
 invoice_months as (
     select invoices.*, cast(month_start as date) as month_start
     from invoices
-    cross join lateral generate_series(
-        {{ dbt.date_trunc('month', 'invoices.period_start') }},
-        {{ dbt.date_trunc('month', 'invoices.period_end') }},
-        interval '1 month'
-    ) as month_start
+    {{ months_overlapped('invoices') }}
 ),
 
 -- The judged periods: (tenant, month) with at least one invoice, and the period's latest invoice.
